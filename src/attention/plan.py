@@ -1,0 +1,108 @@
+"""Sparse-attention plans: what a selector decides, in a form a kernel backend can execute.
+
+A selector never runs attention itself; it returns a plan. Each plan type knows which kernel
+executes it and how to count what it computes, so methods compose without branching on names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def num_blocks(length: int, block_size: int) -> int:
+    """Number of blocks of `block_size` covering `length` tokens (the last one may be short)."""
+    return (length + block_size - 1) // block_size
+
+
+def causal_block_count(length: int, block_size: int) -> int:
+    """Blocks on or below the block diagonal: the denominator of every block density."""
+    n = num_blocks(length, block_size)
+    return n * (n + 1) // 2
+
+
+@dataclass
+class BlockSparsePlan:
+    """Key blocks to compute per query block, in (possibly permuted) key order.
+
+    block_mask: bool [B, Hq, nq, nk]; entry (i, j) means query block i (original order) attends
+        key block j of the permuted key sequence.
+    key_perm: None (identity) or int64 [B, Hq or Hkv, L] mapping permuted position -> original.
+    segment_size: permutation segment; keys move only inside their segment. None means
+        block_size (no permutation), so token-level causal masking is needed only on the diagonal.
+    """
+
+    block_mask: torch.Tensor
+    block_size: int
+    key_perm: torch.Tensor | None = None
+    segment_size: int | None = None
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
+    ) -> torch.Tensor:
+        """Run the block-sparse kernel on this plan; returns [B, Hq, L, D] in original order."""
+        from src.attention.kernels import block_sparse_attention
+
+        return block_sparse_attention(
+            q,
+            k,
+            v,
+            self.block_mask,
+            block_size=self.block_size,
+            key_perm=self.key_perm,
+            segment_size=self.segment_size,
+            scale=scale,
+            backend=backend,
+        )
+
+    def density(self, length: int) -> torch.Tensor:
+        """Computed blocks / causal blocks, float [B, Hq]."""
+        computed = self.block_mask.sum(dim=(-1, -2)).float()
+        return computed / causal_block_count(length, self.block_size)
+
+
+@dataclass
+class VerticalSlashPlan:
+    """MInference-style plan: token-level vertical columns plus diagonal slash bands.
+
+    vertical_indices: int64 [B, Hq, NV], original key positions every query may attend (causally).
+    slash_offsets: int64 [B, Hq, NS], diagonal offsets (query_pos - key_pos >= 0) to compute.
+    """
+
+    vertical_indices: torch.Tensor
+    slash_offsets: torch.Tensor
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
+    ) -> torch.Tensor:
+        """Run the vertical-slash kernel on this plan; returns [B, Hq, L, D]."""
+        from src.attention.kernels.vertical_slash import vertical_slash_attention
+
+        return vertical_slash_attention(
+            q, k, v, self.vertical_indices, self.slash_offsets, scale=scale, backend=backend
+        )
+
+    def density(self, length: int) -> torch.Tensor:
+        """Computed (query, key) pairs / causal pairs, float [B, Hq] (union of columns and bands)."""
+        from src.attention.kernels.vertical_slash import vertical_slash_density
+
+        return vertical_slash_density(self.vertical_indices, self.slash_offsets, length)
+
+
+@dataclass
+class DensePlan:
+    """Full causal attention, executed by torch SDPA (the fastest dense path available)."""
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
+    ) -> torch.Tensor:
+        """Causal SDPA with grouped-query heads; returns [B, Hq, L, D]."""
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=scale, enable_gqa=q.shape[1] != k.shape[1]
+        )
+
+    def density(self, length: int) -> float:
+        return 1.0
+
+
+Plan = BlockSparsePlan | VerticalSlashPlan | DensePlan

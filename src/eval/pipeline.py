@@ -1,0 +1,135 @@
+"""One run, in the order data flows: config -> model -> attention method -> dataset -> generation
+-> metrics -> results files -> summary table.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+import src.data.longbench  # noqa: F401  (registers the benchmark)
+import src.data.longbench_v2  # noqa: F401
+import src.data.ruler  # noqa: F401
+import src.metrics.longbench  # noqa: F401  (registers the metrics)
+import src.metrics.ruler  # noqa: F401
+from src.attention.integration import install_method
+from src.attention.methods import build_method
+from src.data.base import DATASETS, Sample, dataset_params
+from src.eval.generate import generate
+from src.eval.loggers import LOGGERS
+from src.eval.results import SampleLog, git_commit, rows_frame, write_summary
+from src.eval.stats import StatsRecorder
+from src.metrics.registry import get_metric
+from src.models.loader import LoadedModel, load_model
+from src.registry import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device, recorded next to every figure."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def load_samples(cfg: DictConfig, loaded: LoadedModel) -> list[Sample]:
+    """Samples of the configured benchmark, checked for emptiness, duplicates and length."""
+    spec = DATASETS.build(cfg.dataset.name)
+    params = OmegaConf.to_container(cfg.dataset, resolve=True)
+    samples = spec.load(tokenizer=loaded.tokenizer, **dataset_params(params))
+    if not samples:
+        raise ConfigError(f"dataset {cfg.dataset.label!r} produced no samples; check dataset.tasks and its files")
+    ids = [s.id for s in samples]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"dataset {cfg.dataset.label!r} produced duplicate sample ids")
+    return samples
+
+
+def score_row(sample: Sample, prediction: str) -> float:
+    if sample.first_line_only:
+        prediction = prediction.lstrip("\n").split("\n")[0]
+    return float(get_metric(sample.metric)(prediction, sample.references, sample))
+
+
+def run_experiment(cfg: DictConfig) -> pd.DataFrame:
+    """Run (or resume) the configured job and return its summary table."""
+    stats = StatsRecorder(timing=bool(cfg.timing))
+    method = build_method(cfg.method, stats)
+    loaded = load_model(cfg.model)
+    install_method(loaded.model, method)
+    samples = load_samples(cfg, loaded)
+
+    run_dir = Path(cfg.run_dir)
+    sample_log = SampleLog(run_dir / "samples.jsonl")
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    done = sample_log.done_ids()
+    todo = [s for s in samples if s.id not in done]
+    log.info("%s: %d samples, %d already done, results in %s", cfg.dataset.label, len(samples), len(done), run_dir)
+    logger = LOGGERS.build(
+        cfg.logger.name,
+        {**{k: v for k, v in cfg.logger.items() if k != "name"}, **_logger_context(cfg)},
+    )
+
+    for sample in tqdm(todo, desc=f"{method.name} on {cfg.dataset.label}", unit="sample"):
+        stats.reset()
+        result = generate(loaded.model, loaded.tokenizer, sample)
+        if result.input_tokens > loaded.max_length:
+            raise ConfigError(
+                f"sample {sample.id} has {result.input_tokens} tokens, over model.max_length "
+                f"{loaded.max_length}; lower the dataset length or extend the model's context (RoPE scaling)"
+            )
+        row = {
+            "id": sample.id,
+            "task": sample.task,
+            "prediction": result.text,
+            "references": sample.references,
+            "score": score_row(sample, result.text),
+            "input_tokens": result.input_tokens,
+            "prefill_s": round(result.prefill_s, 4),
+            "decode_s": round(result.decode_s, 4),
+            "method_stats": stats.summary(),
+            "meta": sample.meta,
+        }
+        sample_log.append(row)
+        logger.log_sample(row)
+
+    wanted = {s.id for s in samples}
+    frame = rows_frame([r for r in sample_log.rows() if r["id"] in wanted])
+    summary = DATASETS.build(cfg.dataset.name).summarize(frame)
+    provenance = {
+        "run": str(run_dir),
+        "model": loaded.name,
+        "method": method.name,
+        "dataset": cfg.dataset.label,
+        "device": device_name(loaded.model.device),
+        "commit": git_commit(),
+        "samples": len(frame),
+        "mean_density": _mean(frame, "density"),
+        "mean_prefill_s": _mean(frame, "prefill_s"),
+        "mean_input_tokens": _mean(frame, "input_tokens"),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    table = write_summary(run_dir, summary, provenance)
+    logger.log_summary(summary, provenance)
+    logger.finish()
+    print(f"\n{loaded.name} | {method.name} | {cfg.dataset.label} | {provenance['device']}\n{table}")
+    print(f"mean density {provenance['mean_density']}, mean prefill {provenance['mean_prefill_s']} s; results in {run_dir}")
+    return summary
+
+
+def _mean(frame: pd.DataFrame, column: str) -> float | None:
+    values = frame[column].dropna() if column in frame else []
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def _logger_context(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.logger.name == "none":
+        return {}
+    return {"config": OmegaConf.to_container(cfg, resolve=True), "name": str(cfg.run_name)}

