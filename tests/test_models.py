@@ -45,7 +45,7 @@ def test_llama_8b_twin_has_the_real_attention_shapes() -> None:
 
 
 def test_hub_model_offline_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(ConfigError, match="model.load.path=/local/dir"):
         load_model(model_cfg("llama3.1-8b"))
 
