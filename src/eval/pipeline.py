@@ -23,7 +23,8 @@ from src.attention.methods import build_method
 from src.data.base import DATASETS, Sample, dataset_params
 from src.eval.generate import generate
 from src.eval.loggers import LOGGERS
-from src.eval.results import SampleLog, git_commit, rows_frame, write_summary
+from src.eval.results import SampleLog, git_commit, rows_frame, write_jsonl, write_summary
+from src.eval.sharding import Shard, merge_rows
 from src.eval.stats import StatsRecorder
 from src.metrics.registry import get_metric
 from src.models.loader import LoadedModel, load_model
@@ -67,11 +68,16 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     samples = load_samples(cfg, loaded)
 
     run_dir = Path(cfg.run_dir)
-    sample_log = SampleLog(run_dir / "samples.jsonl")
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    shard = Shard.from_env()
+    sample_log = SampleLog(shard.log_path(run_dir))
+    if shard.is_main:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     done = sample_log.done_ids()
-    todo = [s for s in samples if s.id not in done]
-    log.info("%s: %d samples, %d already done, results in %s", cfg.dataset.label, len(samples), len(done), run_dir)
+    todo = [s for s in shard.take(samples) if s.id not in done]
+    log.info(
+        "%s: %d samples, %d already done, %d for shard %d/%d, results in %s",
+        cfg.dataset.label, len(samples), len(done), len(todo), shard.rank, shard.world_size, run_dir,
+    )
     logger = LOGGERS.build(
         cfg.logger.name,
         {**{k: v for k, v in cfg.logger.items() if k != "name"}, **_logger_context(cfg)},
@@ -100,8 +106,16 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         sample_log.append(row)
         logger.log_sample(row)
 
+    shard.barrier()
+    if not shard.is_main:
+        logger.finish()
+        return pd.DataFrame()
+    rows = merge_rows(sample_log.all_rows(), [s.id for s in samples])
+    write_jsonl(run_dir / "samples.jsonl", rows)
+    for shard_file in run_dir.glob("samples.rank*-of-*.jsonl"):
+        shard_file.unlink()
     wanted = {s.id for s in samples}
-    frame = rows_frame([r for r in sample_log.rows() if r["id"] in wanted])
+    frame = rows_frame([row for row in rows if row["id"] in wanted])
     summary = DATASETS.build(cfg.dataset.name).summarize(frame)
     provenance = {
         "run": str(run_dir),

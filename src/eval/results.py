@@ -30,21 +30,45 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a malformed line raises ValueError naming the file and line."""
+    rows = []
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace `path` with `rows` atomically (write then rename)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    tmp.replace(path)
+
+
 class SampleLog:
-    """The append-only per-sample JSONL of a run; rows already there are skipped on rerun."""
+    """The append-only per-sample JSONL of one shard of a run.
+
+    Rows in any samples*.jsonl of the run directory count as done, so a rerun (with the same or
+    another number of processes) skips them.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def done_ids(self) -> set[str]:
-        return {row["id"] for row in self.rows()}
+    def all_rows(self) -> list[dict[str, Any]]:
+        """Rows of every shard file in the run directory, the merged file first."""
+        files = sorted(self.path.parent.glob("samples*.jsonl"), key=lambda p: p.name != "samples.jsonl")
+        return [row for file in files for row in read_jsonl(file)]
 
-    def rows(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
-            return []
-        with self.path.open() as f:
-            return [json.loads(line) for line in f if line.strip()]
+    def done_ids(self) -> set[str]:
+        return {row["id"] for row in self.all_rows()}
 
     def append(self, row: dict[str, Any]) -> None:
         with self.path.open("a") as f:

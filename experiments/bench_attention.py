@@ -1,0 +1,231 @@
+"""One-layer prefill attention benchmark: SDPA vs FlexAttention vs our block-sparse kernel, and
+each sparse method's estimation / attention breakdown (the paper's Table 7), in one run.
+
+    python experiments/bench_attention.py --out $OUT/bench_attention.json            # H100, Llama-3.1-8B shapes
+    python experiments/bench_attention.py --lengths 256 512 --heads 4 --kv-heads 2 \
+        --head-dim 64 --block 32 --segment 64 --no-flex                             # tiny CPU smoke run
+
+Inputs: random q/k/v (bf16 on GPU) for the kernel rows, with random block masks at fixed
+densities (sink block and diagonal segments included, keys permuted inside segments). Method
+rows use "heavy-hitter" structured inputs (a sink, ~2% heavy keys aligned with a shared query
+direction) so selection has something to find; `--qkv FILE` uses tensors captured from a real
+model instead (experiments/capture_qkv.py). Every figure's ratio is to SDPA measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments.timing import median_ms  # noqa: E402
+from src.attention.kernels import block_sparse_attention  # noqa: E402
+from src.attention.methods import build_method  # noqa: E402
+from src.attention.plan import causal_block_count  # noqa: E402
+from src.attention.select.common import causal_block_layout  # noqa: E402
+from src.eval.results import git_commit  # noqa: E402
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "method"
+
+
+def random_segment_permutation(batch: int, heads: int, length: int, segment: int, gen: torch.Generator) -> torch.Tensor:
+    """Random key order inside each full segment; the tail stays in place. int64 [B, H, L]."""
+    perm = torch.arange(length).repeat(batch, heads, 1)
+    full = (length // segment) * segment
+    if full:
+        noise = torch.rand(batch, heads, full // segment, segment, generator=gen)
+        order = noise.argsort(-1) + torch.arange(0, full, segment)[:, None]
+        perm[..., :full] = order.reshape(batch, heads, full)
+    return perm
+
+
+def random_block_mask(
+    batch: int, heads: int, length: int, block: int, segment: int | None, density: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Bool [B, H, nb, nb]: sink block and diagonal segments always, other causal blocks at random
+    so that the expected computed fraction of causal blocks is `density`."""
+    allowed, diagonal = causal_block_layout(length, block, segment, torch.device("cpu"))
+    nb = allowed.shape[0]
+    forced = diagonal.clone()
+    forced[:, 0] = True
+    forced &= allowed
+    optional = allowed & ~forced
+    target = density * causal_block_count(length, block) - forced.sum().item()
+    p = min(max(target / max(optional.sum().item(), 1), 0.0), 1.0)
+    picks = torch.rand(batch, heads, nb, nb, generator=gen) < p
+    return forced | (picks & optional)
+
+
+def structured_qkv(batch: int, hq: int, hkv: int, length: int, dim: int, dtype: torch.dtype, device: torch.device, seed: int) -> tuple[torch.Tensor, ...]:
+    """Random q/k/v plus an attention sink and ~2% heavy keys that every query favours."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, hq, length, dim, generator=gen)
+    k = torch.randn(batch, hkv, length, dim, generator=gen)
+    v = torch.randn(batch, hkv, length, dim, generator=gen)
+    direction = torch.nn.functional.normalize(torch.randn(dim, generator=gen), dim=0)
+    strength = math.sqrt(6.0 * math.sqrt(dim))
+    heavy = (torch.rand(batch, hkv, length, generator=gen) < 0.02).float()
+    heavy[..., 0] = 2.0
+    k += strength * heavy[..., None] * direction
+    q += strength * direction
+    return tuple(t.to(device=device, dtype=dtype) for t in (q, k, v))
+
+
+def attention_tflops(length: int, heads: int, dim: int, density: float) -> float:
+    """FLOPs of causal attention at `density` of the causal blocks, in TFLOP."""
+    return 4 * heads * dim * (length * (length + 1) / 2) * density / 1e12
+
+
+def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+    gen = torch.Generator().manual_seed(length)
+    shape_q = (1, args.heads, length, args.head_dim)
+    shape_kv = (1, args.kv_heads, length, args.head_dim)
+    q = torch.randn(shape_q, generator=gen).to(device, dtype)
+    k = torch.randn(shape_kv, generator=gen).to(device, dtype)
+    v = torch.randn(shape_kv, generator=gen).to(device, dtype)
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, fn: Any, density: float) -> None:
+        try:
+            ms = median_ms(fn, budget_ms=args.budget_ms)
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            rows.append({"length": length, "name": name, "density": density, "ms": None, "note": "OOM"})
+            return
+        rows.append(
+            {"length": length, "name": name, "density": round(density, 4), "ms": round(ms, 4),
+             "tflops": round(attention_tflops(length, args.heads, args.head_dim, density) / (ms / 1e3), 1)}
+        )
+
+    sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # noqa: E731
+    add("sdpa_dense", sdpa, 1.0)
+    full = random_block_mask(1, args.heads, length, args.block, None, 1.0, gen).to(device)
+    backends = ["triton"] + ([] if args.no_flex else ["flex"])
+    for backend in backends:
+        add(f"{backend}_dense", lambda: block_sparse_attention(q, k, v, full, block_size=args.block, backend=backend), 1.0)
+    perm = random_segment_permutation(1, args.heads, length, args.segment, gen).to(device)
+    for density in args.densities:
+        mask = random_block_mask(1, args.heads, length, args.block, args.segment, density, gen).to(device)
+        actual = mask.sum().item() / (args.heads * causal_block_count(length, args.block))
+        for backend in backends:
+            add(
+                f"{backend}_sparse_perm",
+                lambda: block_sparse_attention(q, k, v, mask, block_size=args.block, key_perm=perm, segment_size=args.segment, backend=backend),
+                actual,
+            )
+        add(
+            "triton_sparse_noperm",
+            lambda: block_sparse_attention(q, k, v, mask, block_size=args.block, segment_size=args.segment, backend="triton"),
+            actual,
+        )
+        del mask
+    return rows
+
+
+def method_cfg(name: str, args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    if "block_size" in cfg:
+        cfg.block_size = args.block
+    if "segment_size" in cfg:
+        cfg.segment_size = args.segment
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def method_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+    """Estimation (permutation + selection) and attention time of every sparse method."""
+    if args.qkv:
+        captured = torch.load(args.qkv)
+        q, k, v = (captured[n][..., :length, :].to(device, dtype).contiguous() for n in ("q", "k", "v"))
+    else:
+        q, k, v = structured_qkv(1, args.heads, args.kv_heads, length, args.head_dim, dtype, device, seed=length)
+    scale = q.shape[-1] ** -0.5
+    rows: list[dict[str, Any]] = []
+    for spec in args.methods:
+        name, _, variant = spec.partition(":")
+        overrides = {"gqa_permutation": variant} if variant else {}
+        method = build_method(method_cfg(name, args, overrides))
+        segment = method.permuter.segment_size
+        key_perm = method.permuter(q, k, scale=scale)
+        plan = method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)
+        density = float(torch.as_tensor(plan.density(length)).float().mean())
+        permute_ms = median_ms(lambda: method.permuter(q, k, scale=scale), budget_ms=args.budget_ms)
+        select_ms = median_ms(
+            lambda: method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale), budget_ms=args.budget_ms
+        )
+        attend_ms = median_ms(lambda: plan.attend(q, k, v, scale=scale, backend=method.backend), budget_ms=args.budget_ms)
+        rows.append(
+            {"length": length, "name": f"method:{spec}", "density": round(density, 4), "permute_ms": round(permute_ms, 4),
+             "select_ms": round(select_ms, 4), "attention_ms": round(attend_ms, 4),
+             "ms": round(permute_ms + select_ms + attend_ms, 4)}
+        )
+        del plan, key_perm
+    return rows
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    sdpa = {r["length"]: r["ms"] for r in rows if r["name"] == "sdpa_dense"}
+    for row in rows:
+        if row.get("ms") and sdpa.get(row["length"]):
+            row["ratio_to_sdpa"] = round(row["ms"] / sdpa[row["length"]], 3)
+            row["speedup_vs_sdpa"] = round(sdpa[row["length"]] / row["ms"], 3)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = ["length", "name", "density", "ms", "ratio_to_sdpa", "tflops", "permute_ms", "select_ms", "attention_ms"]
+    print(" | ".join(cols))
+    for row in rows:
+        print(" | ".join("" if row.get(c) is None else str(row.get(c)) for c in cols))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[8192, 16384, 32768, 65536, 131072])
+    parser.add_argument("--heads", type=int, default=32)
+    parser.add_argument("--kv-heads", type=int, default=8)
+    parser.add_argument("--head-dim", type=int, default=128)
+    parser.add_argument("--block", type=int, default=128)
+    parser.add_argument("--segment", type=int, default=256)
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    parser.add_argument("--methods", nargs="*", default=["pbs:head", "pbs:group", "meanpooling", "xattention", "pbs_plus", "flexprefill", "minference"])
+    parser.add_argument("--method-lengths", type=int, nargs="*", default=None, help="lengths for method rows (default: --lengths)")
+    parser.add_argument("--qkv", default=None, help="torch file with captured q, k, v [1, H, L, D] (replaces structured inputs)")
+    parser.add_argument("--no-flex", action="store_true")
+    parser.add_argument("--budget-ms", type=float, default=1500.0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    rows: list[dict[str, Any]] = []
+    for length in args.lengths:
+        rows += kernel_rows(args, length, device, dtype)
+        print(f"[kernels] {length} done", flush=True)
+    for length in args.method_lengths if args.method_lengths is not None else args.lengths:
+        rows += method_rows(args, length, device, dtype)
+        print(f"[methods] {length} done", flush=True)
+    add_ratios(rows)
+    print_table(rows)
+    record = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.machine()})",
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "args": vars(args),
+        "rows": rows,
+    }
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
