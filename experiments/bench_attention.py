@@ -30,11 +30,9 @@ from experiments.timing import median_ms  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.attention.plan import causal_block_count  # noqa: E402
+from src.configs import group_config  # noqa: E402
 from src.attention.select.common import causal_block_layout  # noqa: E402
 from src.eval.results import git_commit  # noqa: E402
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "method"
-
 
 def random_segment_permutation(batch: int, heads: int, length: int, segment: int, gen: torch.Generator) -> torch.Tensor:
     """Random key order inside each full segment; the tail stays in place. int64 [B, H, L]."""
@@ -131,7 +129,7 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
 
 
 def method_cfg(name: str, args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    cfg = group_config("method", name)
     if "block_size" in cfg:
         cfg.block_size = args.block
     if "segment_size" in cfg:

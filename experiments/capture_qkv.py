@@ -11,18 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import src.data.ruler  # noqa: E402,F401  (registers the dataset)
 from src.attention.integration import install_method  # noqa: E402
+from src.configs import group_config  # noqa: E402
 from src.data.base import DATASETS  # noqa: E402
 from src.eval.generate import render_prompt  # noqa: E402
 from src.models.loader import load_model  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @dataclass
 class CapturingMethod:
@@ -40,11 +37,7 @@ class CapturingMethod:
 
 def capture(model_name: str, length: int, layers: list[int], task: str) -> dict[int, dict[str, torch.Tensor]]:
     """Prefill one RULER prompt of `length` tokens and return {layer: {q, k, v}} (post-RoPE)."""
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{model_name}.yaml")
-    if "defaults" in cfg:
-        base = OmegaConf.load(ROOT / "conf" / "model" / f"{cfg.defaults[0]}.yaml")
-        cfg = OmegaConf.merge(base, {k: v for k, v in cfg.items() if k != "defaults"})
-    loaded = load_model(cfg)
+    loaded = load_model(group_config("model", model_name))
     method = CapturingMethod(set(layers))
     install_method(loaded.model, method)
     sample = DATASETS.build("ruler").load(tokenizer=loaded.tokenizer, tasks=[task], length=length, num_samples=1)[0]
