@@ -31,7 +31,7 @@ def test_run_writes_results_and_resumes(tmp_path: Path) -> None:
         assert {"id", "prediction", "references", "score", "input_tokens", "prefill_s", "method_stats"} <= set(row)
         assert 0.0 <= row["score"] <= 1.0
         assert row["method_stats"]["density"] == 1.0
-        assert 400 <= row["input_tokens"] <= 600
+        assert 300 <= row["input_tokens"] <= 512  # RULER counts the tokens to generate in the length
     summary = pd.read_csv(run_dir / "summary.csv")
     assert "average" in set(summary["task"])
     config = (run_dir / "config.yaml").read_text()

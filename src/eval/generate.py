@@ -13,6 +13,7 @@ import torch
 from transformers import DynamicCache
 
 from src.data.base import Sample
+from src.data.prompting import wrap_prompt
 from src.data.truncation import middle_truncate
 
 
@@ -29,11 +30,7 @@ def render_prompt(sample: Sample, tokenizer: Any) -> str:
     prompt = sample.prompt
     if sample.truncate_to is not None:
         prompt = middle_truncate(prompt, tokenizer, sample.truncate_to)
-    if sample.use_chat_template and tokenizer.chat_template:
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-    return prompt + sample.answer_prefix
+    return wrap_prompt(prompt, tokenizer, sample.use_chat_template, sample.answer_prefix)
 
 
 def _sync(device: torch.device) -> None:

