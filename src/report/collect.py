@@ -1,0 +1,309 @@
+"""Everything the report reads: one record per run under results/runs, one per benchmark JSON
+under results/bench, each checked so that a broken file stops the report with one clear line.
+
+A run directory is results/runs/<model>/<dataset label>/<method>/<overrides>/ with run.json
+(provenance and config) and samples.jsonl (one scored row per sample).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from src.data.base import DATASETS
+from src.eval.results import read_jsonl, rows_frame
+from src.registry import ConfigError
+
+RUN_KEYS = ("model", "method", "dataset", "device", "commit", "config")
+BENCH_KEYS = ("device", "commit", "rows")
+OVERALL_NAMES = ("avg", "average", "overall", "all")
+
+
+def name_key(name: str) -> str:
+    """A row or column name reduced to lower-case letters and digits, so 'Single-Doc QA' finds 'SingleDocQA'."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+T = TypeVar("T")
+
+
+class ResultsError(ValueError):
+    """A results file the report cannot use; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one of our numbers came from: the file, model, device and commit, and how many
+    other results for the same table cell were passed over because they were older."""
+
+    path: str
+    model: str
+    device: str
+    commit: str
+    superseded: int = 0
+
+    def describe(self) -> str:
+        """One line for a table's footnote list."""
+        dirty = "-dirty" if self.commit.endswith("-dirty") else ""
+        text = f"{self.path}: {self.model}, {self.device}, commit {self.commit.removesuffix('-dirty')[:12]}{dirty}"
+        if self.superseded:
+            text += f" (newest of {self.superseded + 1} results for this cell; older ones not shown)"
+        return text
+
+
+@dataclass
+class Run:
+    """One finished run: its provenance (run.json), its scored sample rows and its file time."""
+
+    path: Path
+    info: dict[str, Any]
+    rows: list[dict[str, Any]]
+    mtime: float
+    label: str = ""
+
+    @property
+    def model(self) -> str:
+        """The model's name as the run recorded it."""
+        return str(self.info["model"])
+
+    @property
+    def method(self) -> str:
+        """Our method name (dense, pbs, ...)."""
+        return str(self.info["method"])
+
+    @property
+    def dataset(self) -> str:
+        """The dataset label, e.g. 'ruler-4096'."""
+        return str(self.info["dataset"])
+
+    @property
+    def benchmark(self) -> str:
+        """The registered dataset name, e.g. 'ruler' or 'longbench'."""
+        return str(self.info["config"]["dataset"]["name"])
+
+    @property
+    def length(self) -> int | None:
+        """The configured context length (RULER), or None when the dataset has none."""
+        value = self.info["config"]["dataset"].get("length")
+        return int(value) if value is not None else None
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """The command-line overrides that name the run directory ({} for 'default')."""
+        return parse_overrides(self.path.name)
+
+    @property
+    def variant(self) -> str:
+        """The method's overridden parameters ('threshold=0.5'), '' for the method's defaults."""
+        return ",".join(f"{k.removeprefix('method.')}={v}" for k, v in self.overrides.items() if k.startswith("method."))
+
+    @property
+    def mean_density(self) -> float | None:
+        """Mean computed fraction of causal blocks over the run's samples (1.0 for dense)."""
+        value = self.info.get("mean_density")
+        return float(value) if value is not None else None
+
+    def source(self, superseded: int = 0) -> Source:
+        """This run as the provenance of a table cell."""
+        return Source(self.label or str(self.path), self.model, str(self.info["device"]), str(self.info["commit"]), superseded)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """The benchmark's summary, recomputed from samples.jsonl when its summarize is importable,
+        otherwise read from the run's summary.csv."""
+        summarize = summarizer(self.benchmark)
+        if summarize is not None:
+            try:
+                return summarize(rows_frame(self.rows))
+            except (KeyError, ValueError, TypeError) as err:
+                raise ResultsError(f"{self.path / 'samples.jsonl'}: {self.benchmark} summarize failed ({err})") from None
+        path = self.path / "summary.csv"
+        if not path.is_file():
+            raise ResultsError(f"{path}: missing, and dataset {self.benchmark!r} has no importable summarize")
+        return pd.read_csv(path)
+
+    @cached_property
+    def scores(self) -> dict[str, float]:
+        """Summary scores by `name_key` of the row name (task, category, 'average', ...)."""
+        return summary_scores(self.summary, self.path / "summary.csv")
+
+    @property
+    def overall(self) -> float:
+        """The run's headline score: its summary's average/overall row, else the mean of its rows."""
+        for name in OVERALL_NAMES:
+            if name in self.scores:
+                return self.scores[name]
+        return sum(self.scores.values()) / len(self.scores)
+
+
+@dataclass
+class Bench:
+    """One benchmark JSON from experiments/bench_attention.py or bench_ttft.py."""
+
+    path: Path
+    record: dict[str, Any]
+    mtime: float
+    label: str = ""
+
+    @property
+    def is_ttft(self) -> bool:
+        """Whether this is an end-to-end TTFT benchmark (ttft_*.json) rather than a kernel one."""
+        return self.path.name.startswith("ttft")
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The measured rows, one per (length, kernel or method)."""
+        return self.record["rows"]
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The benchmark's command-line arguments ({} if not recorded)."""
+        return self.record.get("args") or {}
+
+    @property
+    def device(self) -> str:
+        """The device the benchmark ran on."""
+        return str(self.record["device"])
+
+    def source(self, model: str, superseded: int = 0) -> Source:
+        """This file as the provenance of a table cell about `model`."""
+        return Source(self.label or str(self.path), model, self.device, str(self.record["commit"]), superseded)
+
+
+def parse_overrides(name: str) -> dict[str, str]:
+    """Hydra's override_dirname ('method.threshold=0.5,dataset.length=8192') as a dict; a
+    directory name that is not one ('default', or a hand-set run_dir) gives {}."""
+    items = re.split(r",(?![^\[]*\])", name)
+    pairs = [item.split("=", 1) for item in items]
+    if not all(len(pair) == 2 and re.fullmatch(r"[+~]*[\w.-]+", pair[0]) for pair in pairs):
+        return {}
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def summarizer(benchmark: str) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
+    """The registered summarize of dataset `benchmark`, importing src.data.<benchmark> if needed;
+    None when that module does not exist (yet)."""
+    try:
+        importlib.import_module(f"src.data.{benchmark}")
+    except ModuleNotFoundError as err:
+        if err.name != f"src.data.{benchmark}":
+            raise
+    try:
+        return DATASETS.build(benchmark).summarize
+    except ConfigError:
+        return None
+
+
+def summary_scores(summary: pd.DataFrame, where: Path) -> dict[str, float]:
+    """Map a summary table's row names (its name/task/category column, by `name_key`) to scores."""
+    names = next((c for c in ("name", "task", "category") if c in summary.columns), None)
+    if names is None or "score" not in summary.columns:
+        raise ResultsError(f"{where}: summary needs a 'score' column and one of name/task/category; got {list(summary.columns)}")
+    scores: dict[str, float] = {}
+    for name, score in zip(summary[names], summary["score"]):
+        if pd.notna(score):
+            scores.setdefault(name_key(name), float(score))
+    if not scores:
+        raise ResultsError(f"{where}: summary has no scores")
+    return scores
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_rows(path: Path, rows: list[Any]) -> None:
+    if not rows:
+        raise ResultsError(f"{path}: no sample rows")
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ResultsError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        missing = [k for k in ("id", "task", "score") if k not in row]
+        if missing:
+            raise ResultsError(f"{path}:{number}: missing {', '.join(missing)}")
+        score = row["score"]
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
+            raise ResultsError(f"{path}:{number}: score {score!r} is not a number in [0, 1]")
+
+
+def read_run(run_json: Path, root: Path | None = None) -> Run:
+    """The run whose run.json is `run_json`, checked; `root` shortens the path shown in footnotes."""
+    info = _read_json(run_json)
+    missing = [k for k in RUN_KEYS if k not in info]
+    if missing:
+        raise ResultsError(f"{run_json}: missing key(s) {', '.join(missing)}; a run.json needs {', '.join(RUN_KEYS)}")
+    dataset = info["config"].get("dataset") if isinstance(info["config"], dict) else None
+    if not isinstance(dataset, dict) or "name" not in dataset:
+        raise ResultsError(f"{run_json}: config.dataset.name is missing")
+    samples = run_json.parent / "samples.jsonl"
+    if not samples.is_file():
+        raise ResultsError(f"{samples}: missing (run.json is there, so the run should have written it)")
+    try:
+        rows = read_jsonl(samples)
+    except ValueError as err:
+        raise ResultsError(str(err)) from None
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{samples}: not UTF-8 text ({err.reason})") from None
+    _check_rows(samples, rows)
+    label = str(run_json.parent.relative_to(root)) if root else ""
+    return Run(run_json.parent, info, rows, run_json.stat().st_mtime, label)
+
+
+def collect_runs(results: Path) -> list[Run]:
+    """Every run under `results`/runs that has a run.json (runs still in progress have none)."""
+    runs_dir = results / "runs"
+    return [read_run(path, results) for path in sorted(runs_dir.rglob("run.json"))] if runs_dir.is_dir() else []
+
+
+def read_bench(path: Path, root: Path | None = None) -> Bench:
+    """One benchmark JSON, checked for the keys the report uses."""
+    record = _read_json(path)
+    missing = [k for k in BENCH_KEYS if k not in record]
+    if missing:
+        raise ResultsError(f"{path}: missing key(s) {', '.join(missing)}; a benchmark JSON needs {', '.join(BENCH_KEYS)}")
+    rows = record["rows"]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "length" in r for r in rows):
+        raise ResultsError(f"{path}: 'rows' must be a list of objects, each with a 'length'")
+    for row in rows:
+        bad = [k for k, v in row.items() if k.endswith(("ms", "speedup_vs_sdpa")) and v is not None and not _finite(v)]
+        if bad:
+            raise ResultsError(f"{path}: row {row.get('name') or row.get('method')} at {row['length']} has non-numeric {', '.join(bad)}")
+    label = str(path.relative_to(root)) if root else ""
+    return Bench(path, record, path.stat().st_mtime, label)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def collect_bench(results: Path) -> list[Bench]:
+    """Every results/bench/*.json (attention kernels and TTFT), oldest first."""
+    bench_dir = results / "bench"
+    found = [read_bench(path, results) for path in sorted(bench_dir.glob("*.json"))] if bench_dir.is_dir() else []
+    return sorted(found, key=lambda b: b.mtime)
+
+
+def newest(items: Iterable[T], key: Callable[[T], Hashable], mtime: Callable[[T], float]) -> dict[Hashable, tuple[T, int]]:
+    """For each key, the item with the latest `mtime` and how many other items shared that key."""
+    chosen: dict[Hashable, tuple[T, int]] = {}
+    for item in items:
+        k = key(item)
+        if k not in chosen:
+            chosen[k] = (item, 0)
+            continue
+        best, passed = chosen[k]
+        chosen[k] = (item if mtime(item) > mtime(best) else best, passed + 1)
+    return chosen
