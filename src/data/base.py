@@ -21,6 +21,8 @@ class Sample:
     answer_prefix: text appended after the (optional) chat template, e.g. RULER's answer cue.
     metric: name in `src.metrics.METRICS`; score is in [0, 1] per sample.
     truncate_to: if set, the prompt is middle-truncated to this many tokens before templating.
+    keep_last_tokens: if set, only the last this-many token ids of the templated input are kept
+        (left truncation, as OpenCompass's HF wrapper does).
     first_line_only: keep only the first line of the prediction before scoring.
     """
 
@@ -33,6 +35,7 @@ class Sample:
     use_chat_template: bool = True
     answer_prefix: str = ""
     truncate_to: int | None = None
+    keep_last_tokens: int | None = None
     first_line_only: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 

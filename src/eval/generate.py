@@ -52,6 +52,8 @@ def generate(model: Any, tokenizer: Any, sample: Sample) -> Generation:
     text = render_prompt(sample, tokenizer)
     templated = sample.use_chat_template and tokenizer.chat_template
     input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=not templated)["input_ids"]
+    if sample.keep_last_tokens is not None:
+        input_ids = input_ids[:, -sample.keep_last_tokens :]
     device = model.device
     input_ids = input_ids.to(device)
     cache = DynamicCache(config=model.config)

