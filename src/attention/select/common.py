@@ -12,16 +12,17 @@ from src.attention.plan import num_blocks
 
 
 def mean_pool_blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
-    """Mean over each block of `block_size` tokens: [B, H, L, D] -> [B, H, nb, D].
+    """Mean over each block of `block_size` tokens: [B, H, L, D] -> float32 [B, H, nb, D].
 
-    The last, shorter block is averaged over the tokens it really has.
+    The last, shorter block is averaged over the tokens it really has. Sums accumulate in fp32
+    without an upcast copy, and nothing is copied from the host (CUDA-graph safe).
     """
     b, h, length, d = x.shape
     nb = num_blocks(length, block_size)
     pad = nb * block_size - length
-    summed = torch.nn.functional.pad(x.float(), (0, 0, 0, pad)).view(b, h, nb, block_size, d).sum(3)
-    counts = torch.full((nb,), float(block_size), device=x.device)
-    counts[-1] = block_size - pad
+    summed = torch.nn.functional.pad(x, (0, 0, 0, pad)).view(b, h, nb, block_size, d).sum(3, dtype=torch.float32)
+    starts = torch.arange(nb, device=x.device) * block_size
+    counts = (length - starts).clamp(max=block_size).float()
     return summed / counts[:, None]
 
 
