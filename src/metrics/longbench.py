@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import jieba
 from rapidfuzz.distance import Indel
 
 from src.metrics.registry import register_metric
@@ -82,6 +81,9 @@ def qa_f1(prediction: str, reference: str) -> float:
 
 
 def _jieba_tokens(text: str) -> list[str]:
+    """jieba's default (accurate-mode) segmentation; imported on first use, only zh tasks need it."""
+    import jieba
+
     return list(jieba.cut(text, cut_all=False))
 
 
