@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.timing import median_ms  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
+from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.attention.plan import causal_block_count  # noqa: E402
 from src.configs import group_config  # noqa: E402
@@ -109,6 +110,10 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
     backends = ["triton"] + ([] if args.no_flex else ["flex"])
     for backend in backends:
         add(f"{backend}_dense", lambda: block_sparse_attention(q, k, v, full, block_size=args.block, backend=backend), 1.0)
+    for tile in args.tiles:
+        m, n, warps, stages = (int(x) for x in tile.split(","))
+        config = TileConfig(block_m=m, block_n=n, num_warps=warps, num_stages=stages)
+        add(f"triton_dense_tile[{tile}]", lambda: block_sparse_attention_triton(q, k, v, full, block_size=args.block, config=config), 1.0)
     perm = random_segment_permutation(1, args.heads, length, args.segment, gen).to(device)
     for density in args.densities:
         mask = random_block_mask(1, args.heads, length, args.block, args.segment, density, gen).to(device)
@@ -198,6 +203,7 @@ def main() -> None:
     parser.add_argument("--method-lengths", type=int, nargs="*", default=None, help="lengths for method rows (default: --lengths)")
     parser.add_argument("--qkv", default=None, help="torch file with captured q, k, v [1, H, L, D] (replaces structured inputs)")
     parser.add_argument("--no-flex", action="store_true")
+    parser.add_argument("--tiles", nargs="*", default=[], help="extra triton tile shapes to time at density 1: M,N,WARPS,STAGES")
     parser.add_argument("--budget-ms", type=float, default=1500.0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
