@@ -1,0 +1,295 @@
+"""Permuted block-sparse causal attention forward, as a FlashAttention-2 style Triton kernel.
+
+One program computes one tile of queries (a query block or a part of one) and walks only the
+compact list of key blocks selected for its query block, so skipped blocks cost nothing. Keys
+and values stay in original order in memory: the kernel gathers the rows of a permuted key
+block through `key_perm`, and grouped-query heads read their shared K/V head directly, so no
+permuted or replicated copy of K/V is ever made. Blocks whose whole segment lies before the
+query block run without any per-element masking; only the few blocks of the query's own
+segment (or later) are masked by original position. The per-query-block lists come from a
+one-launch Triton version of `layout.causal_kv_lists`, so the whole call is two launches.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import torch
+import triton
+import triton.language as tl
+
+from src.attention.kernels.layout import CausalKVLists
+
+LOG2E = 1.4426950408889634
+
+
+def _let_interpreter_index_with_scalars() -> None:
+    """Make the Triton interpreter accept loaded scalars as loop bounds under NumPy >= 2.4.
+
+    Triton 3.6's interpreter holds a scalar as a one-element array and converts it with int(),
+    which NumPy 2.4 rejects; this kernel's loop bounds are loaded scalars. CPU tests only.
+    """
+    from triton.runtime import interpreter
+
+    patch_tensor = getattr(interpreter, "_patch_lang_tensor", None)
+    if patch_tensor is None:
+        return
+
+    def patch_tensor_with_index(tensor: type, scope: object) -> None:
+        patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
+
+    interpreter._patch_lang_tensor = patch_tensor_with_index
+
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    _let_interpreter_index_with_scalars()
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Launch shape of the kernel: query rows and key rows per tile, warps, pipeline depth."""
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+# (head_dim, permuted keys) -> tile shape for 16-bit inputs, the fastest of a sweep on an H100
+# (bf16, block 128, segment 256, L 8K and 32K, 32 query / 8 kv heads).
+_TILE_TABLE: dict[tuple[int, bool], TileConfig] = {
+    (128, False): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
+    (128, True): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
+    (64, False): TileConfig(block_m=128, block_n=64, num_warps=4, num_stages=3),
+    (64, True): TileConfig(block_m=128, block_n=128, num_warps=4, num_stages=3),
+}
+_FP32_TILE = TileConfig(block_m=64, block_n=32, num_warps=4, num_stages=2)
+
+
+def default_tile_config(head_dim: int, dtype: torch.dtype, block_size: int, permuted: bool) -> TileConfig:
+    """Tile shape from the table for this head dim, dtype and key order, clipped to the block.
+
+    Tiles of fewer than 128 query rows get at most 4 warps (one warpgroup per 64 rows).
+    """
+    config = _FP32_TILE if dtype == torch.float32 else _TILE_TABLE[(head_dim, permuted)]
+    block_m = min(config.block_m, block_size)
+    num_warps = config.num_warps if block_m >= 128 else min(config.num_warps, 4)
+    return replace(config, block_m=block_m, block_n=min(config.block_n, block_size), num_warps=num_warps)
+
+
+@triton.jit
+def _tile_key_positions(
+    kv_list, key_pos_base, tile, tile_hi, seq_len,
+    BLOCK_SIZE: tl.constexpr, BLOCK_N: tl.constexpr, HAS_PERM: tl.constexpr,
+):
+    """Original positions (int32 [BLOCK_N]) of the keys in tile `tile` of a block list.
+
+    Tile t is the (t % tiles-per-block)-th BLOCK_N slice of key block kv_list[t // tiles-per-block].
+    Slots past the sequence end, and every slot once t reaches tile_hi, read as seq_len.
+    """
+    live = tile < tile_hi
+    kv_block = tl.load(kv_list + tile // (BLOCK_SIZE // BLOCK_N), mask=live, other=0)
+    slots = kv_block * BLOCK_SIZE + (tile % (BLOCK_SIZE // BLOCK_N)) * BLOCK_N + tl.arange(0, BLOCK_N)
+    valid = live & (slots < seq_len)
+    if HAS_PERM:
+        key_pos = tl.load(key_pos_base + slots, mask=valid, other=seq_len).to(tl.int32)
+    else:
+        key_pos = tl.where(valid, slots, seq_len)
+    return key_pos
+
+
+@triton.jit
+def _attend_key_tiles(
+    acc, l_i, m_i, q, q_pos, k_base, v_base, key_pos_base, kv_list, tile_lo, tile_hi,
+    stride_kl, stride_vl, seq_len, qk_scale,
+    HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_PERM: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """Online-softmax update of one query tile over key tiles [tile_lo, tile_hi) of its list.
+
+    The key positions of the next tile are fetched one iteration ahead, so the K/V gathers of
+    a tile never wait on the list and permutation loads and the compiler can pipeline them.
+    MASKED adds causal masking by original position (and bounds for the short tail block).
+    """
+    offs_d = tl.arange(0, HEAD_DIM)
+    key_pos = _tile_key_positions(
+        kv_list, key_pos_base, tile_lo, tile_hi, seq_len, BLOCK_SIZE, BLOCK_N, HAS_PERM
+    )
+    for tile in range(tile_lo, tile_hi):
+        k_ptrs = k_base + key_pos.to(tl.int64)[:, None] * stride_kl + offs_d[None, :]
+        v_ptrs = v_base + key_pos.to(tl.int64)[:, None] * stride_vl + offs_d[None, :]
+        if MASKED:
+            in_range = key_pos[:, None] < seq_len
+            k = tl.load(k_ptrs, mask=in_range, other=0.0)
+            v = tl.load(v_ptrs, mask=in_range, other=0.0)
+        else:
+            k = tl.load(k_ptrs)
+            v = tl.load(v_ptrs)
+        next_key_pos = _tile_key_positions(
+            kv_list, key_pos_base, tile + 1, tile_hi, seq_len, BLOCK_SIZE, BLOCK_N, HAS_PERM
+        )
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        if MASKED:
+            qk = tl.where(key_pos[None, :] <= q_pos[:, None], qk * qk_scale, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(qk, 1))
+            # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
+            m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+            p = tl.math.exp2(qk - m_shift[:, None])
+        else:
+            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+            m_shift = m_new
+            p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
+        alpha = tl.math.exp2(m_i - m_shift)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+        m_i = m_new
+        key_pos = next_key_pos
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _block_sparse_fwd_kernel(
+    Q, K, V, Out, KeyPos, KvIndices, NumFull, NumLive,
+    stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
+    stride_vb, stride_vh, stride_vl, stride_ob, stride_oh, stride_ol, stride_pb, stride_ph,
+    num_q_heads, group_size, perm_group_size, seq_len, num_blocks, qk_scale,
+    HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_PERM: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """One BLOCK_M query tile of one (batch, query head); grid (query tiles, B * Hq).
+
+    Query blocks run last to first: under causal attention the late blocks carry the most key
+    blocks, so the long programs start early and the short ones fill the tail of the launch.
+    """
+    batch_head = tl.program_id(1)
+    b = (batch_head // num_q_heads).to(tl.int64)
+    h = batch_head % num_q_heads
+    q_block = num_blocks - 1 - tl.program_id(0) // (BLOCK_SIZE // BLOCK_M)
+    q_start = q_block * BLOCK_SIZE + (tl.program_id(0) % (BLOCK_SIZE // BLOCK_M)) * BLOCK_M
+    list_row = batch_head.to(tl.int64) * num_blocks + q_block
+    kv_list = KvIndices + list_row * num_blocks
+    tiles_per_block = BLOCK_SIZE // BLOCK_N
+    full_tiles = tl.load(NumFull + list_row) * tiles_per_block
+    live_tiles = tl.load(NumLive + list_row) * tiles_per_block
+
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_pos = q_start + tl.arange(0, BLOCK_M)
+    q_rows = q_pos.to(tl.int64)[:, None]
+    q_ptrs = Q + b * stride_qb + h * stride_qh + q_rows * stride_ql + offs_d[None, :]
+    q = tl.load(q_ptrs, mask=q_rows < seq_len, other=0.0)
+    k_base = K + b * stride_kb + (h // group_size) * stride_kh
+    v_base = V + b * stride_vb + (h // group_size) * stride_vh
+    key_pos_base = KeyPos + b * stride_pb + (h // perm_group_size) * stride_ph
+
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    acc, l_i, m_i = _attend_key_tiles(
+        acc, l_i, m_i, q, q_pos, k_base, v_base, key_pos_base, kv_list, 0, full_tiles,
+        stride_kl, stride_vl, seq_len, qk_scale,
+        HEAD_DIM, BLOCK_SIZE, BLOCK_N, HAS_PERM, False, DOT_PRECISION,
+    )
+    acc, l_i, m_i = _attend_key_tiles(
+        acc, l_i, m_i, q, q_pos, k_base, v_base, key_pos_base, kv_list, full_tiles, live_tiles,
+        stride_kl, stride_vl, seq_len, qk_scale,
+        HEAD_DIM, BLOCK_SIZE, BLOCK_N, HAS_PERM, True, DOT_PRECISION,
+    )
+    out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
+    o_ptrs = Out + b * stride_ob + h * stride_oh + q_rows * stride_ol + offs_d[None, :]
+    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_rows < seq_len)
+
+
+@triton.jit
+def _causal_kv_lists_kernel(
+    Mask, KvIndices, NumFull, NumLive, num_blocks, seq_len, segment_size,
+    BLOCK_SIZE: tl.constexpr, NUM_BLOCKS_POW2: tl.constexpr,
+):
+    """One (batch, head, query block) row of `layout.causal_kv_lists`; grid (nq, B * H)."""
+    q_block = tl.program_id(0)
+    row = tl.program_id(1).to(tl.int64) * num_blocks + q_block
+    kv_block = tl.arange(0, NUM_BLOCKS_POW2)
+    exists = kv_block < num_blocks
+    selected = tl.load(Mask + row * num_blocks + kv_block, mask=exists, other=0) != 0
+    block_start = kv_block * BLOCK_SIZE
+    in_segments = block_start < (seq_len // segment_size) * segment_size
+    key_start = tl.where(in_segments, block_start - block_start % segment_size, block_start)
+    key_end = tl.where(in_segments, key_start + segment_size, block_start + BLOCK_SIZE)
+    key_end = tl.minimum(key_end, seq_len)
+    q_start = q_block * BLOCK_SIZE
+    q_end = tl.minimum(q_start + BLOCK_SIZE, seq_len)
+    tl.store(NumFull + row, tl.sum((selected & (key_end <= q_start)).to(tl.int32), 0))
+    tl.store(NumLive + row, tl.sum((selected & (key_start < q_end)).to(tl.int32), 0))
+    count = selected.to(tl.int32)
+    selected_before = tl.cumsum(count, 0) - count
+    slot = tl.where(selected, selected_before, tl.sum(count, 0) + kv_block - selected_before)
+    tl.store(KvIndices + row * num_blocks + slot, kv_block, mask=exists)
+
+
+def causal_kv_lists_triton(
+    block_mask: torch.Tensor, *, block_size: int, segment_size: int | None, length: int
+) -> CausalKVLists:
+    """`layout.causal_kv_lists` in one launch (the torch version takes a dozen small kernels)."""
+    batch, heads, nq, nk = block_mask.shape
+    kv_indices = torch.empty(batch, heads, nq, nk, dtype=torch.int32, device=block_mask.device)
+    num_full = torch.empty(batch, heads, nq, dtype=torch.int32, device=block_mask.device)
+    num_live = torch.empty_like(num_full)
+    pow2 = triton.next_power_of_2(nk)
+    _causal_kv_lists_kernel[(nq, batch * heads)](
+        block_mask.contiguous().view(torch.uint8), kv_indices, num_full, num_live, nk, length,
+        segment_size or block_size, BLOCK_SIZE=block_size, NUM_BLOCKS_POW2=pow2,
+        num_warps=4 if pow2 <= 2048 else 8,
+    )
+    return CausalKVLists(kv_indices=kv_indices, num_full=num_full, num_live=num_live)
+
+
+def block_sparse_attention_triton(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_mask: torch.Tensor,
+    *,
+    block_size: int,
+    key_perm: torch.Tensor | None = None,
+    segment_size: int | None = None,
+    scale: float | None = None,
+    config: TileConfig | None = None,
+) -> torch.Tensor:
+    """Triton backend of `block_sparse_attention` (inputs already validated there).
+
+    config overrides the tile table (block_m and block_n must divide block_size), so a
+    benchmark can sweep tile shapes, warps and pipeline depth.
+    """
+    batch, q_heads, length, head_dim = q.shape
+    kv_heads = k.shape[1]
+    config = config or default_tile_config(head_dim, q.dtype, block_size, key_perm is not None)
+    if block_size % config.block_m or block_size % config.block_n:
+        raise ValueError(f"tile {config.block_m}x{config.block_n} must divide block_size {block_size}")
+    q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+    lists = causal_kv_lists_triton(
+        block_mask, block_size=block_size, segment_size=segment_size, length=length
+    )
+    if key_perm is None:
+        key_pos, perm_strides, perm_group = lists.num_live, (0, 0), 1
+    else:
+        key_pos = key_perm if key_perm.stride(-1) == 1 else key_perm.contiguous()
+        perm_strides, perm_group = (key_pos.stride(0), key_pos.stride(1)), q_heads // key_pos.shape[1]
+    out = torch.empty_like(q)
+    num_blocks = block_mask.shape[-1]
+    grid = (num_blocks * (block_size // config.block_m), batch * q_heads)
+    _block_sparse_fwd_kernel[grid](
+        q, k, v, out, key_pos, lists.kv_indices, lists.num_full, lists.num_live,
+        *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3], *perm_strides,
+        q_heads, q_heads // kv_heads, perm_group, length, num_blocks,
+        (head_dim**-0.5 if scale is None else scale) * LOG2E,
+        HEAD_DIM=head_dim,
+        BLOCK_SIZE=block_size,
+        BLOCK_M=config.block_m,
+        BLOCK_N=config.block_n,
+        HAS_PERM=key_perm is not None,
+        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
+    return out

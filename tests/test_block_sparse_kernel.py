@@ -1,0 +1,318 @@
+"""Permuted block-sparse attention backends against the dense-mask reference and dense SDPA.
+
+On CPU the Triton kernel runs in the Triton interpreter (tests/conftest.py), so shapes are small.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from src.attention.kernels import block_sparse_attention, block_sparse_attention_reference
+from src.attention.kernels.block_sparse import (
+    TileConfig,
+    block_sparse_attention_triton,
+    causal_kv_lists_triton,
+)
+from src.attention.kernels.layout import causal_kv_lists, compact_kv_blocks
+from src.attention.kernels.reference import token_mask
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class Case:
+    batch: int
+    q_heads: int
+    kv_heads: int
+    length: int
+    head_dim: int
+    block_size: int
+    segment_size: int | None
+    perm_heads: str | None  # "q" (one permutation per query head), "kv" (per kv head) or None
+    dtype: torch.dtype = torch.float32
+
+
+def qkv(case: Case, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random q [B, Hq, L, D] and k, v [B, Hkv, L, D]."""
+    shapes = [(case.batch, h, case.length, case.head_dim) for h in (case.q_heads, case.kv_heads, case.kv_heads)]
+    return tuple(torch.randn(s, generator=gen).to(DEVICE, case.dtype) for s in shapes)
+
+
+def segment_permutation(batch: int, heads: int, length: int, segment: int, gen: torch.Generator) -> torch.Tensor:
+    """int64 [B, H, L]: a random order inside each full segment, the tail in place."""
+    perm = torch.arange(length).repeat(batch, heads, 1)
+    full = (length // segment) * segment
+    noise = torch.rand(batch, heads, full // segment, segment, generator=gen)
+    perm[..., :full] = (noise.argsort(-1) + torch.arange(0, full, segment)[:, None]).reshape(batch, heads, full)
+    return perm.to(DEVICE)
+
+
+def case_perm(case: Case, gen: torch.Generator) -> torch.Tensor | None:
+    if case.perm_heads is None:
+        return None
+    heads = case.q_heads if case.perm_heads == "q" else case.kv_heads
+    return segment_permutation(case.batch, heads, case.length, case.segment_size or case.block_size, gen)
+
+
+def random_mask(case: Case, gen: torch.Generator, density: float = 0.5) -> torch.Tensor:
+    """Random bool [B, Hq, nb, nb] over all blocks (future ones too), one query block left empty."""
+    nb = -(-case.length // case.block_size)
+    mask = torch.rand(case.batch, case.q_heads, nb, nb, generator=gen) < density
+    mask[0, 0, nb // 2] = False
+    return mask.to(DEVICE)
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.float() - ref.float()).norm() / ref.float().norm()).item()
+
+
+def causal_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    group = q.shape[1] // k.shape[1]
+    k, v = (t.float().repeat_interleave(group, dim=1) for t in (k, v))
+    return torch.nn.functional.scaled_dot_product_attention(q.float(), k, v, is_causal=True)
+
+
+def run(case: Case, q, k, v, mask, perm, backend: str, **extra) -> torch.Tensor:
+    return block_sparse_attention(
+        q, k, v, mask, block_size=case.block_size, key_perm=perm, segment_size=case.segment_size,
+        backend=backend, **extra,
+    )
+
+
+CPU_CASES = [
+    Case(2, 4, 2, 37, 64, 16, 32, "q"),
+    Case(1, 4, 1, 130, 128, 32, 64, "kv"),
+    Case(2, 2, 2, 257, 64, 32, 128, None),
+    Case(1, 2, 2, 257, 64, 32, 96, "q"),
+    Case(2, 4, 1, 61, 64, 16, 48, "q"),
+    Case(1, 2, 1, 70, 128, 16, None, "kv"),
+]
+
+
+@pytest.mark.parametrize("case", CPU_CASES, ids=str)
+def test_triton_matches_reference_fp32(case: Case) -> None:
+    gen = torch.Generator().manual_seed(case.length)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=case.block_size, key_perm=perm)
+    out = run(case, q, k, v, mask, perm, "triton")
+    assert out.shape == q.shape and out.dtype == q.dtype
+    assert torch.isfinite(out).all()
+    assert rel_err(out, ref) < 1e-4
+
+
+def test_triton_fp16_and_scale_match_reference() -> None:
+    """16-bit inputs on CPU use fp16: Triton 3.6's interpreter multiplies bf16 tiles as raw bits
+    (bf16 is checked by the gpu tests)."""
+    case = Case(1, 2, 1, 100, 64, 16, 32, "q", torch.float16)
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=16, key_perm=perm, scale=0.3)
+    out = run(case, q, k, v, mask, perm, "triton", scale=0.3)
+    assert out.dtype == torch.float16
+    assert rel_err(out, ref) < 1e-2
+
+
+def test_triton_sub_tiles_match_reference() -> None:
+    """Query and key tiles smaller than the block (several programs and tiles per block)."""
+    case = Case(1, 2, 1, 90, 64, 32, 64, "kv")
+    gen = torch.Generator().manual_seed(7)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=32, key_perm=perm)
+    tiles = TileConfig(block_m=16, block_n=16, num_warps=4, num_stages=2)
+    out = block_sparse_attention_triton(q, k, v, mask, block_size=32, key_perm=perm, segment_size=64, config=tiles)
+    assert rel_err(out, ref) < 1e-4
+
+
+def test_triton_reads_strided_inputs() -> None:
+    """q/k/v as transformers hands them over: [B, L, H, D] storage viewed as [B, H, L, D]."""
+    case = Case(2, 4, 2, 45, 64, 16, 32, "kv")
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in qkv(case, gen))
+    assert not q.is_contiguous()
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=16, key_perm=perm)
+    assert rel_err(run(case, q, k, v, mask, perm, "triton"), ref) < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["triton", "flex", "torch"])
+def test_full_mask_identity_equals_causal_sdpa(backend: str) -> None:
+    case = Case(2, 4, 2, 75, 64, 16, None, None)
+    gen = torch.Generator().manual_seed(11)
+    q, k, v = qkv(case, gen)
+    mask = torch.ones(2, 4, 5, 5, dtype=torch.bool, device=DEVICE)
+    assert rel_err(run(case, q, k, v, mask, None, backend), causal_sdpa(q, k, v)) < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["triton", "flex"])
+@pytest.mark.parametrize("perm_heads", ["q", "kv"])
+def test_permutation_alone_changes_nothing(backend: str, perm_heads: str) -> None:
+    """Paper Theorem 3.3: permuting keys inside segments, with every causal block computed,
+    gives exactly causal attention."""
+    case = Case(1, 4, 2, 100, 64, 16, 48, perm_heads)
+    gen = torch.Generator().manual_seed(13)
+    q, k, v = qkv(case, gen)
+    perm = case_perm(case, gen)
+    assert not torch.equal(perm, torch.arange(100, device=DEVICE).expand_as(perm))
+    mask = torch.ones(1, 4, 7, 7, dtype=torch.bool, device=DEVICE)
+    assert rel_err(run(case, q, k, v, mask, perm, backend), causal_sdpa(q, k, v)) < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["triton", "flex", "torch"])
+def test_rows_without_visible_keys_are_zero(backend: str) -> None:
+    """Query block 0 selects nothing; block 2 selects only a block inside its own segment that
+    the permutation filled with later keys, so its first queries see nothing either."""
+    case = Case(1, 1, 1, 64, 64, 16, 64, "q")
+    gen = torch.Generator().manual_seed(17)
+    q, k, v = qkv(case, gen)
+    perm = torch.arange(64).view(1, 1, 64).clone()
+    perm[0, 0, 48:64] = torch.arange(32, 48)
+    perm[0, 0, 32:48] = torch.arange(48, 64)
+    perm = perm.to(DEVICE)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool, device=DEVICE)
+    mask[0, 0, 1, :2] = True
+    mask[0, 0, 2, 2] = True
+    out = run(case, q, k, v, mask, perm, backend)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=16, key_perm=perm)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[0, 0, :16], torch.zeros_like(out[0, 0, :16]))
+    assert torch.equal(out[0, 0, 32:48], torch.zeros_like(out[0, 0, 32:48]))
+    assert out[0, 0, 16:32].abs().sum() > 0
+    assert rel_err(out, ref) < 1e-5
+
+
+@pytest.mark.parametrize("case", [CPU_CASES[0], CPU_CASES[1], CPU_CASES[5]], ids=str)
+def test_flex_matches_reference(case: Case) -> None:
+    gen = torch.Generator().manual_seed(case.length + 1)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=case.block_size, key_perm=perm)
+    assert rel_err(run(case, q, k, v, mask, perm, "flex"), ref) < 1e-4
+
+
+def test_reference_token_mask_from_definition() -> None:
+    """Key j visible to query i iff j <= i and perm^-1(j) // bs is selected for i // bs."""
+    gen = torch.Generator().manual_seed(19)
+    perm = torch.randperm(24, generator=gen)
+    block_mask = torch.rand(3, 3, generator=gen) < 0.6
+    allowed = token_mask(block_mask, perm, block_size=8, length=24)
+    for i in range(24):
+        for slot in range(24):
+            j = perm[slot].item()
+            assert allowed[i, j] == (j <= i and bool(block_mask[i // 8, slot // 8]))
+
+
+def test_compact_kv_blocks_lists_selected_blocks_first() -> None:
+    gen = torch.Generator().manual_seed(23)
+    mask = torch.rand(2, 3, 5, 7, generator=gen) < 0.4
+    num, indices = compact_kv_blocks(mask)
+    assert num.dtype == torch.int32 and indices.dtype == torch.int32
+    for b in range(2):
+        for h in range(3):
+            for i in range(5):
+                selected = mask[b, h, i].nonzero().flatten().tolist()
+                unselected = (~mask[b, h, i]).nonzero().flatten().tolist()
+                assert num[b, h, i].item() == len(selected)
+                assert indices[b, h, i].tolist() == selected + unselected
+
+
+def test_causal_kv_lists_hand_example() -> None:
+    """L=100, block 16, segment 32: segments [0,32) [32,64) [64,96), tail block 6 = [96,100).
+    Query block 3 ([48,64)) sees blocks 0-1 fully, 2-3 partly, 4-6 not at all."""
+    mask = torch.ones(1, 1, 7, 7, dtype=torch.bool)
+    mask[0, 0, 3, 1] = False
+    lists = causal_kv_lists(mask, block_size=16, segment_size=32, length=100)
+    assert lists.num_full[0, 0].tolist() == [0, 0, 2, 1, 4, 4, 6]
+    assert lists.num_live[0, 0].tolist() == [2, 2, 4, 3, 6, 6, 7]
+    assert lists.kv_indices[0, 0, 3, :3].tolist() == [0, 2, 3]
+
+
+def test_causal_kv_lists_split_is_sound() -> None:
+    """Under a random in-segment permutation, listed-full blocks are entirely visible and selected
+    blocks past num_live hold no visible key."""
+    length, bs, segment = 150, 16, 48
+    gen = torch.Generator().manual_seed(29)
+    perm = segment_permutation(1, 1, length, segment, gen)[0, 0].cpu()
+    mask = torch.rand(1, 1, 10, 10, generator=gen) < 0.7
+    lists = causal_kv_lists(mask, block_size=bs, segment_size=segment, length=length)
+    visible = token_mask(torch.ones(10, 10, dtype=torch.bool), perm, block_size=bs, length=length)
+    slot_of_key = torch.empty_like(perm).scatter_(0, perm, torch.arange(length))
+    for qb in range(10):
+        rows = visible[qb * bs : (qb + 1) * bs]
+        selected = lists.kv_indices[0, 0, qb, : mask[0, 0, qb].sum()].tolist()
+        assert lists.num_full[0, 0, qb] <= lists.num_live[0, 0, qb] <= len(selected)
+        for n, kb in enumerate(selected):
+            keys = (slot_of_key // bs) == kb
+            if n < lists.num_full[0, 0, qb]:
+                assert rows[:, keys].all()
+            elif n >= lists.num_live[0, 0, qb]:
+                assert not rows[:, keys].any()
+
+
+@pytest.mark.parametrize(("length", "block_size", "segment_size"), [(100, 16, 32), (257, 32, None), (150, 16, 48)])
+def test_triton_layout_kernel_matches_torch_layout(length: int, block_size: int, segment_size: int | None) -> None:
+    nb = -(-length // block_size)
+    gen = torch.Generator().manual_seed(length)
+    mask = (torch.rand(2, 3, nb, nb, generator=gen) < 0.4).to(DEVICE)
+    expected = causal_kv_lists(mask, block_size=block_size, segment_size=segment_size, length=length)
+    got = causal_kv_lists_triton(mask, block_size=block_size, segment_size=segment_size, length=length)
+    assert torch.equal(got.kv_indices, expected.kv_indices)
+    assert torch.equal(got.num_full, expected.num_full)
+    assert torch.equal(got.num_live, expected.num_live)
+
+
+BAD_INPUTS = [
+    ({"backend": "cuda"}, "unknown backend 'cuda'; allowed: triton, flex, torch"),
+    ({"block_mask": torch.ones(1, 2, 3, 4, dtype=torch.bool)}, "block_mask must be bool"),
+    ({"block_mask": torch.ones(1, 2, 4, 4)}, "block_mask must be bool"),
+    ({"key_perm": torch.zeros(1, 3, 64, dtype=torch.long)}, "key_perm must be int"),
+    ({"key_perm": torch.zeros(1, 2, 64)}, "key_perm must be int"),
+    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 is not supported"),
+    ({"block_size": 8, "block_mask": torch.ones(1, 2, 8, 8, dtype=torch.bool)}, "block_size 8 is not supported"),
+    ({"segment_size": 40}, "segment_size 40 must be a positive multiple"),
+    ({"q": torch.randn(1, 2, 64, 32), "k": torch.randn(1, 1, 64, 32), "v": torch.randn(1, 1, 64, 32)}, "head dim 32"),
+    ({"k": torch.randn(1, 3, 64, 64), "v": torch.randn(1, 3, 64, 64)}, "Hq a multiple of Hkv"),
+    ({"q": torch.randn(1, 2, 0, 64), "k": torch.randn(1, 1, 0, 64), "v": torch.randn(1, 1, 0, 64),
+      "block_mask": torch.ones(1, 2, 0, 0, dtype=torch.bool)}, "sequence length must be >= 1"),
+    ({"v": torch.randn(1, 1, 64, 64, dtype=torch.float16)}, "must share one dtype"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_INPUTS, ids=lambda x: x if isinstance(x, str) else "")
+def test_bad_inputs_raise_clear_errors(override: dict, message: str) -> None:
+    args = {
+        "q": torch.randn(1, 2, 64, 64), "k": torch.randn(1, 1, 64, 64), "v": torch.randn(1, 1, 64, 64),
+        "block_mask": torch.ones(1, 2, 4, 4, dtype=torch.bool), "block_size": 16, "backend": "triton",
+    } | override
+    q, k, v, mask = (args.pop(n) for n in ("q", "k", "v", "block_mask"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        block_sparse_attention(q, k, v, mask, **args)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(2, 8, 2, 1500, 128, 128, 256, "q", torch.bfloat16),
+        Case(1, 8, 2, 2100, 128, 128, 256, "kv", torch.bfloat16),
+        Case(1, 4, 4, 1000, 64, 64, 128, None, torch.float16),
+        Case(1, 4, 1, 1300, 128, 256, 512, "q", torch.bfloat16),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("backend", ["triton", "flex"])
+def test_gpu_backends_match_reference_16bit(case: Case, backend: str) -> None:
+    gen = torch.Generator().manual_seed(case.length)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen, density=0.4), case_perm(case, gen)
+    ref = block_sparse_attention_reference(
+        q.float(), k.float(), v.float(), mask, block_size=case.block_size, key_perm=perm
+    )
+    out = run(case, q, k, v, mask, perm, backend)
+    assert out.dtype == case.dtype and torch.isfinite(out).all()
+    assert rel_err(out, ref) < 1e-2
