@@ -1,0 +1,202 @@
+"""XAttention's antidiagonal block scoring and threshold selection (Xu et al., 2025).
+
+Each stride x stride tile of the attention logits is summarised by the sum along one of its
+antidiagonals, which touches every query row and every key column of the tile once. Regrouping
+keys as concat_j K[j::S] and queries as concat_j Q[S-1-j::S] (x-attention's "inverse" mode)
+turns all those sums into one matmul of L/S x L/S. A softmax over each strided query row,
+summed into block_size x block_size blocks, estimates every block's attention mass, and each
+query block keeps the fewest key blocks reaching `threshold` of its mass, its sink and diagonal
+blocks counted first (x-attention's find_blocks_chunked).
+
+With a key permutation the permuted keys are scored exactly the same way (PBS-Attn+), and the
+blocks of the query block's own segment play the diagonal's part.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from src.attention.components import SELECTORS
+from src.attention.permute import permute_rows
+from src.attention.plan import BlockSparsePlan, num_blocks
+from src.attention.select.common import causal_block_layout
+from src.attention.select.meanpool import check_inputs, sink_blocks
+from src.registry import ConfigError
+
+
+def pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
+    """x [B, H, L, D] followed by zero tokens up to `length`."""
+    return torch.nn.functional.pad(x, (0, 0, 0, length - x.shape[2]))
+
+
+def strided_queries(q: torch.Tensor, stride: int) -> torch.Tensor:
+    """Row r = (q[rS+S-1], ..., q[rS]) concatenated: [B, H, L/S, S*D] (L a multiple of S)."""
+    batch, heads, length, head_dim = q.shape
+    return q.view(batch, heads, length // stride, stride, head_dim).flip(3).reshape(batch, heads, length // stride, -1)
+
+
+def strided_keys(k: torch.Tensor, stride: int) -> torch.Tensor:
+    """Row r = (k[rS], ..., k[rS+S-1]) concatenated: [B, H, L/S, S*D] (L a multiple of S)."""
+    batch, heads, length, head_dim = k.shape
+    return k.reshape(batch, heads, length // stride, stride * head_dim)
+
+
+def grouped_logits(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """queries [B, Hq, R, E] . keys [B, P, C, E] -> float32 [B, Hq, R, C]; query head h reads key head h // (Hq/P).
+
+    The product runs in the inputs' common dtype (bf16 stays bf16, as x-attention and FlexPrefill
+    compute it) and no replicated copy of the keys is made.
+    """
+    batch, q_heads, rows, width = queries.shape
+    key_heads = keys.shape[1]
+    dtype = torch.promote_types(queries.dtype, keys.dtype)
+    grouped = queries.to(dtype).reshape(batch, key_heads, (q_heads // key_heads) * rows, width)
+    logits = torch.matmul(grouped, keys.to(dtype).transpose(-1, -2))
+    return logits.float().view(batch, q_heads, rows, keys.shape[2])
+
+
+def antidiagonal_scores(q: torch.Tensor, k: torch.Tensor, *, stride: int) -> torch.Tensor:
+    """Antidiagonal sums of every stride x stride tile of q k^T, float32 [B, Hq, R, R].
+
+    Entry (r, c) = sum_j q[rS + S-1-j] . k[cS + j], R = ceil(L / S); tokens past L count as
+    zero vectors. q: [B, Hq, L, D], k: [B, Hkv, L, D] (unscaled, no mask). Small inputs only:
+    the selector computes the same numbers one chunk of rows at a time.
+    """
+    padded = -(-q.shape[2] // stride) * stride
+    return grouped_logits(strided_queries(pad_tokens(q, padded), stride), strided_keys(pad_tokens(k, padded), stride))
+
+
+def forced_first_threshold_select(
+    scores: torch.Tensor, forced: torch.Tensor, allowed: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Forced entries, then the largest others until the kept mass reaches threshold of the row.
+
+    scores: non-negative [..., n]; forced, allowed: bool broadcastable to it. Entries outside
+    `allowed` are never kept; a forced entry's mass counts before any other (find_blocks_chunked).
+    """
+    scores = scores.masked_fill(~allowed, 0.0)
+    forced = forced & allowed
+    rank_key = torch.where(forced, math.inf, scores).masked_fill(~allowed, -1.0)
+    order = rank_key.argsort(dim=-1, descending=True)
+    sorted_scores = scores.gather(-1, order)
+    mass_before = sorted_scores.cumsum(-1) - sorted_scores
+    keep_sorted = mass_before < threshold * scores.sum(-1, keepdim=True)
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return (keep & allowed) | forced
+
+
+def xattention_chunk_size(length: int, block_size: int) -> int:
+    """x-attention's default query chunk in tokens (smaller for longer inputs), in whole blocks."""
+    power = 1 << max(length - 1, 1).bit_length()
+    tokens = max(min(max(2048, power), 128 * 1024 * 2048 // power), 2048)
+    return max(tokens // block_size, 1) * block_size
+
+
+@SELECTORS.register("antidiagonal")
+class AntidiagonalSelector:
+    """XAttention's selector: antidiagonal block estimate + cumulative threshold.
+
+    block_size: tokens per block; a multiple of stride.
+    stride: antidiagonal tile size S (XAttention uses 8); logits are scaled by scale / S.
+    threshold: fraction in (0, 1] of each query block's estimated mass to keep; 1.0 keeps every
+        causal block.
+    force_sink: keep the key block holding the first token and count its mass first.
+    force_diagonal: keep the query block's own block (its whole segment under a permutation)
+        and count its mass first, as XAttention does.
+    chunk_size: query tokens estimated at once (a multiple of block_size); None uses
+        x-attention's length-dependent default. Memory is O(chunk_size * L / stride^2) per head.
+
+    Padding: q and k are zero-padded to whole blocks. A strided row or column that is all padding
+    is dropped (its row zeroed, its column masked); the partly padded last one is kept with its
+    zero tokens, as x-attention does.
+    """
+
+    def __init__(
+        self,
+        block_size: int = 128,
+        stride: int = 8,
+        threshold: float = 0.9,
+        force_sink: bool = True,
+        force_diagonal: bool = True,
+        chunk_size: int | None = None,
+    ) -> None:
+        for name, value in (("block_size", block_size), ("stride", stride)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if block_size % stride:
+            raise ConfigError(f"block_size {block_size} must be a multiple of stride {stride}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
+            raise ConfigError(f"threshold must be a number in (0, 1], got {threshold!r}")
+        for name, flag in (("force_sink", force_sink), ("force_diagonal", force_diagonal)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{name} must be true or false, got {flag!r}")
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size % block_size
+        ):
+            raise ConfigError(f"chunk_size must be None or a positive multiple of block_size {block_size}, got {chunk_size!r}")
+        self.block_size = block_size
+        self.stride = stride
+        self.threshold = float(threshold)
+        self.force_sink = force_sink
+        self.force_diagonal = force_diagonal
+        self.chunk_size = chunk_size
+
+    def block_mass(
+        self, q: torch.Tensor, keys: torch.Tensor, scale: float, row_blocks: slice
+    ) -> torch.Tensor:
+        """Estimated attention mass of (query block, key block) pairs, float32 [B, Hq, rows, nb].
+
+        keys: [B, P, L, D] in the order being scored; row_blocks: the query blocks to estimate.
+        """
+        length = q.shape[2]
+        stride, rows_per_block = self.stride, self.block_size // self.stride
+        nb = num_blocks(length, self.block_size)
+        real_rows = -(-length // stride)
+        first, last = row_blocks.start * rows_per_block, row_blocks.stop * rows_per_block
+        # Strided columns past the chunk's last row are all in the future: leave them out.
+        queries = strided_queries(pad_tokens(q[:, :, first * stride : last * stride], (last - first) * stride), stride)
+        keys = strided_keys(pad_tokens(keys[:, :, : last * stride], last * stride), stride)
+        logits = grouped_logits(queries, keys) * (scale / stride)
+        row = torch.arange(first, last, device=q.device)[:, None]
+        column = torch.arange(last, device=q.device)[None, :]
+        logits = logits.masked_fill_((column > row) | (column >= real_rows), float("-inf"))
+        probs = torch.softmax(logits, dim=-1).masked_fill_(row >= real_rows, 0.0)
+        batch, q_heads = probs.shape[:2]
+        blocks = probs.view(batch, q_heads, row_blocks.stop - row_blocks.start, rows_per_block, -1, rows_per_block)
+        return torch.nn.functional.pad(blocks.sum(dim=(3, 5)), (0, nb - row_blocks.stop))
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        *,
+        key_perm: torch.Tensor | None,
+        segment_size: int | None,
+        scale: float,
+    ) -> BlockSparsePlan:
+        """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
+        check_inputs(q, k, key_perm, segment_size)
+        batch, q_heads, length, _ = q.shape
+        allowed, diagonal = causal_block_layout(length, self.block_size, segment_size, q.device)
+        if self.threshold >= 1.0:
+            selected = allowed.expand(batch, q_heads, -1, -1)
+        else:
+            keys = k if key_perm is None else permute_rows(k.repeat_interleave(key_perm.shape[1] // k.shape[1], dim=1), key_perm)
+            forced = torch.zeros_like(allowed).expand(batch, q_heads, -1, -1)
+            if self.force_diagonal:
+                forced = forced | diagonal
+            if self.force_sink:
+                sink = sink_blocks(key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device)
+                forced = forced | sink[:, :, None, :]
+            nb = allowed.shape[0]
+            step = (self.chunk_size or xattention_chunk_size(length, self.block_size)) // self.block_size
+            chunks = []
+            for start in range(0, nb, step):
+                rows = slice(start, min(start + step, nb))
+                mass = self.block_mass(q, keys, scale, rows)
+                chunks.append(forced_first_threshold_select(mass, forced[:, :, rows], allowed[rows], self.threshold))
+            selected = torch.cat(chunks, dim=2)
+        return BlockSparsePlan(
+            block_mask=selected.contiguous(), block_size=self.block_size, key_perm=key_perm, segment_size=segment_size
+        )

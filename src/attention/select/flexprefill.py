@@ -1,0 +1,181 @@
+"""FlexPrefill's block selection (Lai et al., 2025; bytedance/FlexPrefill get_active_blocks).
+
+The last block of queries attends every key exactly; its mean attention per key (vertical) and
+its summed attention per diagonal (slash) give vertical and slash blocks, as many as cover
+`gamma` of that attention. Where the block-pooled estimate softmax(mean(q_last) . pooled_k)
+already agrees with the true vertical distribution (Jensen-Shannon distance below `tau`) the
+head is "query-aware": its blocks are also chosen from pooled-query x pooled-key block attention,
+the largest entries of the whole causal block matrix up to gamma of its mass. The first key
+block and the diagonal are always computed.
+
+With a key permutation the permuted keys are scored the same way (columns and diagonals in
+permuted order), causality follows the segment layout, and the query block's own segment is
+always computed.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from src.attention.components import SELECTORS
+from src.attention.permute import permute_rows
+from src.attention.plan import BlockSparsePlan, DensePlan, num_blocks
+from src.attention.select.antidiagonal import grouped_logits
+from src.attention.select.common import causal_block_layout, mean_pool_blocks
+from src.attention.select.meanpool import check_inputs, pooled_permuted_keys
+from src.registry import ConfigError
+
+
+def sum_pool(x: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Sums over consecutive runs of block_size along the last dim (the last run may be short)."""
+    pad = num_blocks(x.shape[-1], block_size) * block_size - x.shape[-1]
+    return torch.nn.functional.pad(x, (0, pad)).unflatten(-1, (-1, block_size)).sum(-1)
+
+
+def diagonal_sums(probs: torch.Tensor) -> torch.Tensor:
+    """Attention of the last n queries summed along each diagonal, indexed like FlexPrefill.
+
+    probs: [..., n, L], row r being query L-n+r. Entry c of the result [..., L] is the sum over
+    the diagonal with offset (query - key) = L-1-c, so c = L-1 is the main diagonal. Rows are
+    reversed and skewed so each diagonal becomes a column; memory stays O(n * L).
+    """
+    n, length = probs.shape[-2:]
+    rows = torch.nn.functional.pad(probs.flip(-2), (0, n))
+    skewed = rows.flatten(-2)[..., : n * (length + n - 1)].unflatten(-1, (n, length + n - 1))
+    return skewed.sum(-2)[..., :length]
+
+
+def cover_count(scores: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Tokens FlexPrefill keeps to cover gamma of each row's mass: #(sorted cumsum <= gamma) + 1.
+
+    scores: [..., n] summing to 1 per row; gamma >= 1 keeps all n.
+    """
+    if gamma >= 1.0:
+        return torch.full(scores.shape[:-1], scores.shape[-1], device=scores.device, dtype=torch.long)
+    cumulative = scores.sort(dim=-1, descending=True).values.cumsum(-1)
+    return (cumulative <= gamma).sum(-1) + 1
+
+
+def top_ranked(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Bool mask of each row's `counts` largest entries; scores [..., n], counts [...]."""
+    order = scores.argsort(dim=-1, descending=True)
+    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(scores.shape[-1], device=scores.device).expand_as(order))
+    return ranks < counts[..., None]
+
+
+def js_distance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Square root of the Jensen-Shannon divergence (natural log) along the last dim; 0 log 0 = 0."""
+    m = (p + q) / 2
+    divergence = 0.5 * (torch.xlogy(p, p) - torch.xlogy(p, m)).sum(-1) + 0.5 * (torch.xlogy(q, q) - torch.xlogy(q, m)).sum(-1)
+    return divergence.clamp(min=0.0).sqrt()
+
+
+def global_cover(probs: torch.Tensor, budget: torch.Tensor | float) -> torch.Tensor:
+    """Largest entries of each flattened [..., n, n] matrix while their running sum stays <= budget."""
+    flat = probs.flatten(-2)
+    sorted_values, order = flat.sort(dim=-1, descending=True)
+    keep_sorted = sorted_values.cumsum(-1) <= budget
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted).view_as(probs)
+
+
+@SELECTORS.register("flexprefill")
+class FlexPrefillSelector:
+    """FlexPrefill: JS-distance switch between query-aware and vertical-slash blocks.
+
+    block_size: tokens per block (the last block_size queries make the estimate).
+    gamma: attention coverage in (0, 1]; 1.0 computes every causal block.
+    tau: JS-distance threshold in [0, 1]; heads below it are query-aware.
+    min_budget, max_budget: tokens, turned into blocks (ceil) bounding the vertical and the slash
+        block counts; None max_budget means no cap. Defaults are FlexPrefill's (patch.py:
+        min_budget 1024). Inputs of at most max(2 * block_size, min_budget rounded up to blocks)
+        tokens run dense, as flex_prefill_attention does.
+    """
+
+    def __init__(
+        self,
+        block_size: int = 128,
+        gamma: float = 0.95,
+        tau: float = 0.1,
+        min_budget: int = 1024,
+        max_budget: int | None = None,
+    ) -> None:
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ConfigError(f"block_size must be a positive int, got {block_size!r}")
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 < gamma <= 1.0:
+            raise ConfigError(f"gamma must be a number in (0, 1], got {gamma!r}")
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau <= 1.0:
+            raise ConfigError(f"tau must be a number in [0, 1], got {tau!r}")
+        if isinstance(min_budget, bool) or not isinstance(min_budget, int) or min_budget < 1:
+            raise ConfigError(f"min_budget must be a positive int (tokens), got {min_budget!r}")
+        if max_budget is not None and (isinstance(max_budget, bool) or not isinstance(max_budget, int) or max_budget < 1):
+            raise ConfigError(f"max_budget must be None or a positive int (tokens), got {max_budget!r}")
+        self.block_size = block_size
+        self.gamma = float(gamma)
+        self.tau = float(tau)
+        self.min_budget = min_budget
+        self.max_budget = max_budget
+
+    def dense_below(self) -> int:
+        """Inputs of at most this many tokens run dense (FlexPrefill's short-input fallback)."""
+        return max(2 * self.block_size, math.ceil(self.min_budget / self.block_size) * self.block_size)
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        *,
+        key_perm: torch.Tensor | None,
+        segment_size: int | None,
+        scale: float,
+    ) -> BlockSparsePlan | DensePlan:
+        """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
+        check_inputs(q, k, key_perm, segment_size)
+        batch, q_heads, length, _ = q.shape
+        if length <= self.dense_below():
+            return DensePlan()
+        bs = self.block_size
+        nb = num_blocks(length, bs)
+        allowed, diagonal = causal_block_layout(length, bs, segment_size, q.device)
+        if key_perm is None:
+            keys, key_pos, pooled_k = k, torch.arange(length, device=q.device), mean_pool_blocks(k, bs)
+        else:
+            keys = permute_rows(k.repeat_interleave(key_perm.shape[1] // k.shape[1], dim=1), key_perm)
+            key_pos = key_perm.repeat_interleave(q_heads // key_perm.shape[1], dim=1)[:, :, None, :]
+            pooled_k = pooled_permuted_keys(k, key_perm, block_size=bs, segment_size=segment_size)
+
+        # Exact attention of the last block of queries (causal by original position).
+        n = min(bs, length)
+        last_q = q[:, :, length - n :] * scale
+        query_pos = torch.arange(length - n, length, device=q.device)[:, None]
+        logits = grouped_logits(last_q, keys).masked_fill(key_pos > query_pos, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        vertical = probs.mean(-2)
+        slash = diagonal_sums(probs) / n
+
+        min_blocks = math.ceil(self.min_budget / bs)
+        max_blocks = nb if self.max_budget is None else min(math.ceil(self.max_budget / bs), nb)
+        vertical_count = (cover_count(vertical, self.gamma) // bs + 1).clamp(min=min_blocks).clamp(max=max_blocks)
+        slash_count = (cover_count(slash, self.gamma) // bs + 1).clamp(min=min_blocks).clamp(max=max_blocks)
+        vertical_blocks = sum_pool(vertical, bs)
+        slash_blocks = sum_pool(slash, bs)
+
+        estimate = torch.softmax(grouped_logits(last_q.float().mean(2, keepdim=True), pooled_k).squeeze(2), dim=-1)
+        query_aware = js_distance(estimate, vertical_blocks) < self.tau
+        vertical_count = torch.where(query_aware, min_blocks, vertical_count)
+        slash_count = torch.where(query_aware, min_blocks, slash_count)
+
+        first_block = torch.arange(nb, device=q.device) == 0
+        keep_columns = top_ranked(vertical_blocks.masked_fill(first_block, math.inf), vertical_count)
+        keep_slashes = top_ranked(slash_blocks.masked_fill(first_block.flip(0), math.inf), slash_count).flip(-1)
+        block_offset = torch.arange(nb, device=q.device)[:, None] - torch.arange(nb, device=q.device)[None, :]
+        selected = keep_columns[:, :, None, :] | keep_slashes[:, :, block_offset.clamp(min=0)] & (block_offset >= 0)
+
+        if self.tau > 0.0:
+            pooled_q = mean_pool_blocks(q, bs) * scale
+            block_logits = grouped_logits(pooled_q, pooled_k).masked_fill(~allowed, float("-inf"))
+            block_probs = torch.softmax(block_logits, dim=-1)
+            budget = math.inf if self.gamma >= 1.0 else self.gamma * nb
+            selected = selected | (query_aware[:, :, None, None] & global_cover(block_probs, budget))
+        selected = (selected | diagonal) & allowed
+        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=bs, key_perm=key_perm, segment_size=segment_size)
