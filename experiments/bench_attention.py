@@ -211,14 +211,20 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     rows: list[dict[str, Any]] = []
-    for length in args.lengths:
-        rows += kernel_rows(args, length, device, dtype)
-        print(f"[kernels] {length} done", flush=True)
-    for length in args.method_lengths if args.method_lengths is not None else args.lengths:
-        rows += method_rows(args, length, device, dtype)
-        print(f"[methods] {length} done", flush=True)
-    add_ratios(rows)
+    stages = [("kernels", length, kernel_rows) for length in args.lengths]
+    method_lengths = args.method_lengths if args.method_lengths is not None else args.lengths
+    stages += [("methods", length, method_rows) for length in method_lengths]
+    for stage, length, measure in stages:
+        rows += measure(args, length, device, dtype)
+        add_ratios(rows)
+        write_record(args, device, rows)  # after every stage, so a run cut short keeps what it measured
+        print(f"[{stage}] {length} done", flush=True)
     print_table(rows)
+
+
+def write_record(args: argparse.Namespace, device: torch.device, rows: list[dict[str, Any]]) -> None:
+    if not args.out:
+        return
     record = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.machine()})",
         "torch": torch.__version__,
@@ -226,9 +232,8 @@ def main() -> None:
         "args": vars(args),
         "rows": rows,
     }
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,11 @@ class Permuter(Protocol):
 
 
 class Selector(Protocol):
-    """Chooses what to compute. q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order."""
+    """Chooses what to compute. q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order.
+
+    layer_idx lets per-layer configurations (MInference's per-head patterns) pick their layer;
+    selectors without one ignore it.
+    """
 
     def __call__(
         self,
@@ -36,6 +40,7 @@ class Selector(Protocol):
         key_perm: torch.Tensor | None,
         segment_size: int | None,
         scale: float,
+        layer_idx: int | None = None,
     ) -> Plan: ...
 
 

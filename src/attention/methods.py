@@ -49,7 +49,7 @@ class SparsePrefillMethod:
             else:
                 key_perm = self.permuter(q, k, scale=scale)
                 plan = self.selector(
-                    q, k, key_perm=key_perm, segment_size=self.permuter.segment_size, scale=scale
+                    q, k, key_perm=key_perm, segment_size=self.permuter.segment_size, scale=scale, layer_idx=layer_idx
                 )
         with self.stats.timed("attention", q.device):
             out = plan.attend(q, k, v, scale=scale, backend=self.backend)

@@ -174,6 +174,7 @@ class AntidiagonalSelector:
         key_perm: torch.Tensor | None,
         segment_size: int | None,
         scale: float,
+        layer_idx: int | None = None,
     ) -> BlockSparsePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
         check_inputs(q, k, key_perm, segment_size)

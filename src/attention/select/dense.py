@@ -19,6 +19,7 @@ class DenseSelector:
         key_perm: torch.Tensor | None,
         segment_size: int | None,
         scale: float,
+        layer_idx: int | None = None,
     ) -> DensePlan:
         """A DensePlan whatever the inputs: dense attention needs no estimate."""
         return DensePlan()

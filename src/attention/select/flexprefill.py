@@ -128,6 +128,7 @@ class FlexPrefillSelector:
         key_perm: torch.Tensor | None,
         segment_size: int | None,
         scale: float,
+        layer_idx: int | None = None,
     ) -> BlockSparsePlan | DensePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
         check_inputs(q, k, key_perm, segment_size)
