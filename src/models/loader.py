@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from src.models.bundled import converted_bundled_model
@@ -121,7 +122,7 @@ def load_model(cfg: Any) -> LoadedModel:
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     params = {k: v for k, v in dict(cfg.load).items()}
-    overrides = dict(cfg.get("config_overrides") or {})
+    overrides = OmegaConf.to_container(cfg.config_overrides, resolve=True) if cfg.get("config_overrides") else {}
     model, tokenizer = SOURCES.build(
         cfg.source, {**params, "dtype": dtype, "device": device, "config_overrides": overrides}
     )
