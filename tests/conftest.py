@@ -6,6 +6,9 @@ import os
 import pytest
 import torch
 
+# Shared assertion helpers get pytest's assertion messages, as asserts in test modules do.
+pytest.register_assert_rewrite("tests.helpers")
+
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 

@@ -42,7 +42,18 @@ class KeyOrder:
     segment_size: int
 
 
-Strategy = Callable[..., KeyOrder]
+@dataclass(frozen=True)
+class OrderSettings:
+    """What a strategy may use besides q and k, bundled so every strategy has one short signature:
+    the softmax scale, block size B, segment size S and the generator of its random draws."""
+
+    scale: float
+    block_size: int
+    segment_size: int
+    generator: torch.Generator
+
+
+Strategy = Callable[[torch.Tensor, torch.Tensor, OrderSettings], KeyOrder]
 STRATEGIES: Registry[Strategy] = Registry("permutation strategy")
 
 
@@ -108,96 +119,57 @@ def greedy_alignment(q: torch.Tensor, k: torch.Tensor, block_size: int, segment_
     return perm
 
 
+def attention_sorted(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, settings: OrderSettings) -> KeyOrder:
+    """Keys sorted inside segments by the mean attention of the queries at `positions`: the common
+    step of every strategy that proxies global key importance by a set of queries."""
+    importance = mean_attention(q, k, positions, scale=settings.scale)
+    return KeyOrder(sort_within_segments(importance, settings.segment_size), settings.segment_size)
+
+
 @STRATEGIES.register("none")
-def no_permutation(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    *,
-    scale: float,
-    block_size: int,
-    segment_size: int,
-    generator: torch.Generator,
-) -> KeyOrder:
+def no_permutation(q: torch.Tensor, k: torch.Tensor, settings: OrderSettings) -> KeyOrder:
     """The natural order: the unpermuted baseline (segments of one block, nothing extra forced)."""
     batch, heads, length, _ = q.shape
-    return KeyOrder(identity_perm(batch, heads, length, q.device), block_size)
+    return KeyOrder(identity_perm(batch, heads, length, q.device), settings.block_size)
 
 
 @STRATEGIES.register("random")
-def random_permutation(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    *,
-    scale: float,
-    block_size: int,
-    segment_size: int,
-    generator: torch.Generator,
-) -> KeyOrder:
+def random_permutation(q: torch.Tensor, k: torch.Tensor, settings: OrderSettings) -> KeyOrder:
     """Random order inside segments: tests whether reordering without guidance helps."""
     batch, heads, length, _ = q.shape
-    return KeyOrder(random_within_segments(batch, heads, length, segment_size, generator, q.device), segment_size)
+    perm = random_within_segments(batch, heads, length, settings.segment_size, settings.generator, q.device)
+    return KeyOrder(perm, settings.segment_size)
 
 
 @STRATEGIES.register("greedy")
-def greedy_permutation(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    *,
-    scale: float,
-    block_size: int,
-    segment_size: int,
-    generator: torch.Generator,
-) -> KeyOrder:
+def greedy_permutation(q: torch.Tensor, k: torch.Tensor, settings: OrderSettings) -> KeyOrder:
     """Local query-block alignment (the paper's Greedy Query-Aware Key Permutation)."""
-    return KeyOrder(greedy_alignment(q, k, block_size, segment_size), segment_size)
+    perm = greedy_alignment(q, k, settings.block_size, settings.segment_size)
+    return KeyOrder(perm, settings.segment_size)
 
 
 @STRATEGIES.register("random_query")
-def random_query_permutation(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    *,
-    scale: float,
-    block_size: int,
-    segment_size: int,
-    generator: torch.Generator,
-) -> KeyOrder:
+def random_query_permutation(q: torch.Tensor, k: torch.Tensor, settings: OrderSettings) -> KeyOrder:
     """Global importance proxied by `block_size` queries drawn uniformly without replacement."""
     length = q.shape[2]
-    positions = torch.randperm(length, generator=generator)[: min(block_size, length)].sort().values
-    return KeyOrder(sort_within_segments(mean_attention(q, k, positions, scale=scale), segment_size), segment_size)
+    drawn = torch.randperm(length, generator=settings.generator)[: min(settings.block_size, length)]
+    return attention_sorted(q, k, drawn.sort().values, settings)
 
 
 @STRATEGIES.register("average_query")
-def average_query_permutation(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    *,
-    scale: float,
-    block_size: int,
-    segment_size: int,
-    generator: torch.Generator,
-) -> KeyOrder:
+def average_query_permutation(q: torch.Tensor, k: torch.Tensor, settings: OrderSettings) -> KeyOrder:
     """Global importance voted by every query (no proxy at all; O(L^2) work, for analysis only)."""
-    positions = torch.arange(q.shape[2])
-    return KeyOrder(sort_within_segments(mean_attention(q, k, positions, scale=scale), segment_size), segment_size)
+    return attention_sorted(q, k, torch.arange(q.shape[2]), settings)
 
 
 @STRATEGIES.register("last_block")
-def last_block_permutation(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    *,
-    scale: float,
-    block_size: int,
-    segment_size: int,
-    generator: torch.Generator,
-) -> KeyOrder:
+def last_block_permutation(q: torch.Tensor, k: torch.Tensor, settings: OrderSettings) -> KeyOrder:
     """Global importance from the last `block_size` queries: PBS-Attn's own permuter, per query head."""
     permuter = PERMUTERS.build(
-        "segmented_key", {"segment_size": segment_size, "num_last_queries": block_size, "gqa_permutation": "head"}
+        "segmented_key",
+        {"segment_size": settings.segment_size, "num_last_queries": settings.block_size, "gqa_permutation": "head"},
     )
-    return KeyOrder(permuter(q, k, scale=scale), segment_size)
+    return KeyOrder(permuter(q, k, scale=settings.scale), settings.segment_size)
 
 
 def order_keys(
@@ -214,4 +186,4 @@ def order_keys(
     check_segments(block_size, segment_size)
     strategy_fn = STRATEGIES.get(strategy)
     generator = torch.Generator().manual_seed(seed)
-    return strategy_fn(q, k, scale=scale, block_size=block_size, segment_size=segment_size, generator=generator)
+    return strategy_fn(q, k, OrderSettings(scale, block_size, segment_size, generator))

@@ -25,6 +25,19 @@ E_TASKS: tuple[str, ...] = (
     "triviaqa", "samsum", "passage_count", "passage_retrieval_en", "lcc", "repobench-p",
 )
 
+# hotpotqa, 2wikimqa and musique share one official template (dataset2prompt.json repeats it
+# word for word), so it is written once.
+_MULTI_DOC_QA = (
+    "Answer the question based on the given passages. Only give me the answer and do "
+    "not output any other words.\n\n"
+    "The following are given passages.\n"
+    "{context}\n\n"
+    "Answer the question based on the given passages. Only give me the answer and do "
+    "not output any other words.\n\n"
+    "Question: {input}\n"
+    "Answer:"
+)
+
 # Official prompt templates, filled with str.format(**record) (record fields: context, input, ...).
 PROMPTS = MappingProxyType({
     "narrativeqa": (
@@ -67,36 +80,9 @@ PROMPTS = MappingProxyType({
         "问题：{input}\n"
         "回答："
     ),
-    "hotpotqa": (
-        "Answer the question based on the given passages. Only give me the answer and do "
-        "not output any other words.\n\n"
-        "The following are given passages.\n"
-        "{context}\n\n"
-        "Answer the question based on the given passages. Only give me the answer and do "
-        "not output any other words.\n\n"
-        "Question: {input}\n"
-        "Answer:"
-    ),
-    "2wikimqa": (
-        "Answer the question based on the given passages. Only give me the answer and do "
-        "not output any other words.\n\n"
-        "The following are given passages.\n"
-        "{context}\n\n"
-        "Answer the question based on the given passages. Only give me the answer and do "
-        "not output any other words.\n\n"
-        "Question: {input}\n"
-        "Answer:"
-    ),
-    "musique": (
-        "Answer the question based on the given passages. Only give me the answer and do "
-        "not output any other words.\n\n"
-        "The following are given passages.\n"
-        "{context}\n\n"
-        "Answer the question based on the given passages. Only give me the answer and do "
-        "not output any other words.\n\n"
-        "Question: {input}\n"
-        "Answer:"
-    ),
+    "hotpotqa": _MULTI_DOC_QA,
+    "2wikimqa": _MULTI_DOC_QA,
+    "musique": _MULTI_DOC_QA,
     "dureader": (
         "请基于给定的文章回答下述问题。\n\n"
         "文章：{context}\n\n"

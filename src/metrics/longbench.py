@@ -29,6 +29,7 @@ Chinese and English answer patterns, then any option letter): `longbench_v2_choi
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import string
 from collections import Counter
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from rapidfuzz.distance import Indel
 
-from src.metrics.registry import register_metric
+from src.metrics.registry import Metric, register_metric
 
 if TYPE_CHECKING:
     from src.data.base import Sample
@@ -288,24 +289,29 @@ def _best(score: Callable[[str, str], float], prediction: str, references: Itera
     return max((float(score(prediction, reference)) for reference in references), default=0.0)
 
 
-@register_metric("longbench_qa_f1")
-def _qa_f1(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(qa_f1, prediction, references)
+def _best_over_references(score: Callable[[str, str], float]) -> Metric:
+    """The registered form of a one-reference `score`: the sample's best over its references."""
+
+    def metric(prediction: str, references: list[str], sample: Sample) -> float:
+        return _best(score, prediction, references)
+
+    return metric
 
 
-@register_metric("longbench_qa_f1_zh")
-def _qa_f1_zh(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(qa_f1_zh, prediction, references)
-
-
-@register_metric("longbench_rouge")
-def _rouge(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(rouge_l, prediction, references)
-
-
-@register_metric("longbench_rouge_zh")
-def _rouge_zh(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(rouge_l_zh, prediction, references)
+# The metrics whose scorer needs only (prediction, reference): each is registered as its best over references.
+_REFERENCE_SCORES: dict[str, Callable[[str, str], float]] = {
+    "longbench_qa_f1": qa_f1,
+    "longbench_qa_f1_zh": qa_f1_zh,
+    "longbench_rouge": rouge_l,
+    "longbench_rouge_zh": rouge_l_zh,
+    "longbench_count": count_score,
+    "longbench_retrieval": retrieval_score,
+    "longbench_retrieval_zh": functools.partial(retrieval_score, pattern=r"段落(\d+)"),
+    "longbench_code_sim": code_sim,
+    "longbench_code_sim_opencompass": functools.partial(code_sim, similarity=indel_similarity),
+}
+for _name, _score in _REFERENCE_SCORES.items():
+    register_metric(_name)(_best_over_references(_score))
 
 
 @register_metric("longbench_classification")
@@ -314,31 +320,6 @@ def _classification(prediction: str, references: list[str], sample: Sample) -> f
     if not all_classes:
         raise ValueError(f"sample {sample.id} has no meta['all_classes']; classification needs the class list")
     return _best(lambda p, r: classification(p, r, all_classes), prediction, references)
-
-
-@register_metric("longbench_count")
-def _count(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(count_score, prediction, references)
-
-
-@register_metric("longbench_retrieval")
-def _retrieval(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(retrieval_score, prediction, references)
-
-
-@register_metric("longbench_retrieval_zh")
-def _retrieval_zh(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(lambda p, r: retrieval_score(p, r, r"段落(\d+)"), prediction, references)
-
-
-@register_metric("longbench_code_sim")
-def _code_sim(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(code_sim, prediction, references)
-
-
-@register_metric("longbench_code_sim_opencompass")
-def _code_sim_opencompass(prediction: str, references: list[str], sample: Sample) -> float:
-    return _best(lambda p, r: code_sim(p, r, indel_similarity), prediction, references)
 
 
 @register_metric("longbench_v2_choice")

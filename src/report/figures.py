@@ -9,9 +9,7 @@ nothing is drawn that no result file holds. index.md lists every figure and its 
 """
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
+from src.report.cli import run_report  # noqa: E402
 from src.report.collect import Bench, Run, collect_bench, collect_runs, newest  # noqa: E402
 from src.report.paper import (  # noqa: E402
     METHOD_ORDER,
@@ -314,17 +313,13 @@ def write_figures(results: Path, out: Path, paper_dir: Path = PAPER_DIR) -> list
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: draw all figures; a broken results file exits with code 2 and one line naming it."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default="results", help="folder holding runs/ and bench/")
-    parser.add_argument("--out", default="results/figures")
-    parser.add_argument("--paper", default=str(PAPER_DIR), help="folder of the paper's tables as CSV")
-    args = parser.parse_args(argv)
-    try:
-        figures = write_figures(Path(args.results), Path(args.out), Path(args.paper))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {len(figures)} figures and index.md to {args.out}")
+    run_report(
+        argv,
+        description=__doc__,
+        default_out="results/figures",
+        write=write_figures,
+        summary=lambda figures, out: f"wrote {len(figures)} figures and index.md to {out}",
+    )
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ in the footnotes; a cell no run fills reads "not run"; when several runs fill on
 """
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from src.attention.plan import causal_block_count
+from src.report.cli import run_report
 from src.report.collect import Bench, Run, Source, collect_bench, collect_runs, name_key, newest
 from src.report.paper import (
     PAPER_DIR,
@@ -464,17 +463,13 @@ def write_tables(results: Path, out: Path, paper_dir: Path = PAPER_DIR) -> list[
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: build all tables; a broken results file exits with code 2 and one line naming it."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default="results", help="folder holding runs/ and bench/")
-    parser.add_argument("--out", default="results/tables")
-    parser.add_argument("--paper", default=str(PAPER_DIR), help="folder of the paper's tables as CSV")
-    args = parser.parse_args(argv)
-    try:
-        written = write_tables(Path(args.results), Path(args.out), Path(args.paper))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {len(written)} files to {args.out} (index: {written[0]})")
+    run_report(
+        argv,
+        description=__doc__,
+        default_out="results/tables",
+        write=write_tables,
+        summary=lambda written, out: f"wrote {len(written)} files to {out} (index: {written[0]})",
+    )
 
 
 if __name__ == "__main__":
