@@ -18,53 +18,30 @@ import math
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.permute import permute_rows
-from src.attention.plan import BlockSparsePlan, num_blocks
+from src.attention.kernels.antidiagonal_scores import (
+    BACKENDS,
+    antidiagonal_block_mass,
+    antidiagonal_scores,
+    grouped_logits,
+    pad_tokens,
+    resolve_backend,
+    triton_chunk_blocks,
+)
+from src.attention.plan import BlockSparsePlan
 from src.attention.select.common import causal_block_layout
 from src.attention.select.meanpool import check_inputs, sink_blocks
 from src.registry import ConfigError
 
-
-def pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
-    """x [B, H, L, D] followed by zero tokens up to `length`."""
-    return torch.nn.functional.pad(x, (0, 0, 0, length - x.shape[2]))
-
-
-def strided_queries(q: torch.Tensor, stride: int) -> torch.Tensor:
-    """Row r = (q[rS+S-1], ..., q[rS]) concatenated: [B, H, L/S, S*D] (L a multiple of S)."""
-    batch, heads, length, head_dim = q.shape
-    return q.view(batch, heads, length // stride, stride, head_dim).flip(3).reshape(batch, heads, length // stride, -1)
-
-
-def strided_keys(k: torch.Tensor, stride: int) -> torch.Tensor:
-    """Row r = (k[rS], ..., k[rS+S-1]) concatenated: [B, H, L/S, S*D] (L a multiple of S)."""
-    batch, heads, length, head_dim = k.shape
-    return k.reshape(batch, heads, length // stride, stride * head_dim)
-
-
-def grouped_logits(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """queries [B, Hq, R, E] . keys [B, P, C, E] -> float32 [B, Hq, R, C]; query head h reads key head h // (Hq/P).
-
-    The product runs in the inputs' common dtype (bf16 stays bf16, as x-attention and FlexPrefill
-    compute it) and no replicated copy of the keys is made.
-    """
-    batch, q_heads, rows, width = queries.shape
-    key_heads = keys.shape[1]
-    dtype = torch.promote_types(queries.dtype, keys.dtype)
-    grouped = queries.to(dtype).reshape(batch, key_heads, (q_heads // key_heads) * rows, width)
-    logits = torch.matmul(grouped, keys.to(dtype).transpose(-1, -2))
-    return logits.float().view(batch, q_heads, rows, keys.shape[2])
-
-
-def antidiagonal_scores(q: torch.Tensor, k: torch.Tensor, *, stride: int) -> torch.Tensor:
-    """Antidiagonal sums of every stride x stride tile of q k^T, float32 [B, Hq, R, R].
-
-    Entry (r, c) = sum_j q[rS + S-1-j] . k[cS + j], R = ceil(L / S); tokens past L count as
-    zero vectors. q: [B, Hq, L, D], k: [B, Hkv, L, D] (unscaled, no mask). Small inputs only:
-    the selector computes the same numbers one chunk of rows at a time.
-    """
-    padded = -(-q.shape[2] // stride) * stride
-    return grouped_logits(strided_queries(pad_tokens(q, padded), stride), strided_keys(pad_tokens(k, padded), stride))
+# The strided-product helpers live with the estimation kernels; other selectors and the tests
+# keep importing them from here.
+__all__ = [
+    "AntidiagonalSelector",
+    "antidiagonal_scores",
+    "forced_first_threshold_select",
+    "grouped_logits",
+    "pad_tokens",
+    "xattention_chunk_size",
+]
 
 
 def forced_first_threshold_select(
@@ -104,8 +81,13 @@ class AntidiagonalSelector:
     force_sink: keep the key block holding the first token and count its mass first.
     force_diagonal: keep the query block's own block (its whole segment under a permutation)
         and count its mass first, as XAttention does.
-    chunk_size: query tokens estimated at once (a multiple of block_size); None uses
-        x-attention's length-dependent default. Memory is O(chunk_size * L / stride^2) per head.
+    chunk_size: query tokens estimated at once (a multiple of block_size); None uses the
+        backend's default: x-attention's length-dependent one for torch, whose memory is
+        O(chunk_size * L / stride^2) per head, and for Triton as many as keep its
+        O(chunk_size * L / (stride * block_size)) log-sum-exp table within 1 GiB.
+    backend: how the block masses are estimated: "triton" (fused kernels,
+        kernels/antidiagonal_scores.py), "torch" (the reference) or "auto", Triton for CUDA
+        inputs it supports and torch otherwise.
 
     Padding: q and k are zero-padded to whole blocks. A strided row or column that is all padding
     is dropped (its row zeroed, its column masked); the partly padded last one is kept with its
@@ -120,6 +102,7 @@ class AntidiagonalSelector:
         force_sink: bool = True,
         force_diagonal: bool = True,
         chunk_size: int | None = None,
+        backend: str = "auto",
     ) -> None:
         for name, value in (("block_size", block_size), ("stride", stride)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -135,36 +118,23 @@ class AntidiagonalSelector:
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size % block_size
         ):
             raise ConfigError(f"chunk_size must be None or a positive multiple of block_size {block_size}, got {chunk_size!r}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
         self.block_size = block_size
         self.stride = stride
         self.threshold = float(threshold)
         self.force_sink = force_sink
         self.force_diagonal = force_diagonal
         self.chunk_size = chunk_size
+        self.backend = backend
 
-    def block_mass(
-        self, q: torch.Tensor, keys: torch.Tensor, scale: float, row_blocks: slice
-    ) -> torch.Tensor:
-        """Estimated attention mass of (query block, key block) pairs, float32 [B, Hq, rows, nb].
-
-        keys: [B, P, L, D] in the order being scored; row_blocks: the query blocks to estimate.
-        """
-        length = q.shape[2]
-        stride, rows_per_block = self.stride, self.block_size // self.stride
-        nb = num_blocks(length, self.block_size)
-        real_rows = -(-length // stride)
-        first, last = row_blocks.start * rows_per_block, row_blocks.stop * rows_per_block
-        # Strided columns past the chunk's last row are all in the future: leave them out.
-        queries = strided_queries(pad_tokens(q[:, :, first * stride : last * stride], (last - first) * stride), stride)
-        keys = strided_keys(pad_tokens(keys[:, :, : last * stride], last * stride), stride)
-        logits = grouped_logits(queries, keys) * (scale / stride)
-        row = torch.arange(first, last, device=q.device)[:, None]
-        column = torch.arange(last, device=q.device)[None, :]
-        logits = logits.masked_fill_((column > row) | (column >= real_rows), float("-inf"))
-        probs = torch.softmax(logits, dim=-1).masked_fill_(row >= real_rows, 0.0)
-        batch, q_heads = probs.shape[:2]
-        blocks = probs.view(batch, q_heads, row_blocks.stop - row_blocks.start, rows_per_block, -1, rows_per_block)
-        return torch.nn.functional.pad(blocks.sum(dim=(3, 5)), (0, nb - row_blocks.stop))
+    def chunk_blocks(self, backend: str, batch: int, q_heads: int, length: int) -> int:
+        """Query blocks estimated per step: chunk_size, or the resolved backend's default."""
+        if self.chunk_size is not None:
+            return self.chunk_size // self.block_size
+        if backend == "triton":
+            return triton_chunk_blocks(batch, q_heads, length, self.block_size, self.stride)
+        return xattention_chunk_size(length, self.block_size) // self.block_size
 
     def __call__(
         self,
@@ -183,7 +153,7 @@ class AntidiagonalSelector:
         if self.threshold >= 1.0:
             selected = allowed.expand(batch, q_heads, -1, -1)
         else:
-            keys = k if key_perm is None else permute_rows(k.repeat_interleave(key_perm.shape[1] // k.shape[1], dim=1), key_perm)
+            backend = resolve_backend(self.backend, q, k, block_size=self.block_size, stride=self.stride)
             forced = torch.zeros_like(allowed).expand(batch, q_heads, -1, -1)
             if self.force_diagonal:
                 forced = forced | diagonal
@@ -191,11 +161,14 @@ class AntidiagonalSelector:
                 sink = sink_blocks(key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device)
                 forced = forced | sink[:, :, None, :]
             nb = allowed.shape[0]
-            step = (self.chunk_size or xattention_chunk_size(length, self.block_size)) // self.block_size
+            step = self.chunk_blocks(backend, batch, q_heads, length)
             chunks = []
             for start in range(0, nb, step):
                 rows = slice(start, min(start + step, nb))
-                mass = self.block_mass(q, keys, scale, rows)
+                mass = antidiagonal_block_mass(
+                    q, k, key_perm,
+                    block_size=self.block_size, stride=self.stride, scale=scale, row_blocks=rows, backend=backend,
+                )
                 chunks.append(forced_first_threshold_select(mass, forced[:, :, rows], allowed[rows], self.threshold))
             selected = torch.cat(chunks, dim=2)
         return BlockSparsePlan(

@@ -1,0 +1,136 @@
+"""XAttention's Triton antidiagonal estimate against the torch reference it replaces on CUDA.
+
+On CPU the kernels run in the Triton interpreter (tests/conftest.py), so shapes are small; small
+tiles make them span several row and column tiles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from src.attention.kernels.antidiagonal_scores import (
+    TileConfig,
+    antidiagonal_block_mass_reference,
+    antidiagonal_block_mass_triton,
+    resolve_backend,
+)
+from src.attention.select.antidiagonal import AntidiagonalSelector
+from src.registry import ConfigError
+from tests.test_block_sparse_kernel import segment_permutation
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+SMALL_TILE = TileConfig(block_m=16, block_n=16, num_warps=4, num_stages=1)
+# Key blocks whose every logit underflows get log2(0) = -inf on purpose; NumPy warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore:divide by zero encountered in log2")
+
+
+@dataclass(frozen=True)
+class Case:
+    batch: int
+    q_heads: int
+    kv_heads: int
+    length: int
+    head_dim: int
+    block_size: int
+    stride: int
+    perm_heads: str | None  # "q" (one permutation per query head), "kv" (per kv head) or None
+    segment_size: int = 64
+
+
+def case_inputs(case: Case, seed: int, dtype: torch.dtype = torch.float32):
+    """Random q, k and the case's key permutation (None, or random inside each segment)."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(case.batch, case.q_heads, case.length, case.head_dim, generator=gen).to(DEVICE, dtype)
+    k = torch.randn(case.batch, case.kv_heads, case.length, case.head_dim, generator=gen).to(DEVICE, dtype)
+    if case.perm_heads is None:
+        return q, k, None
+    heads = case.q_heads if case.perm_heads == "q" else case.kv_heads
+    return q, k, segment_permutation(case.batch, heads, case.length, case.segment_size, gen)
+
+
+CASES = [
+    # GQA, batch 2, a tail shorter than a block and than a stride (250 = 7 * 32 + 26, 26 = 6 * 4 + 2).
+    (Case(2, 4, 2, 250, 16, 32, 4, None), SMALL_TILE, slice(0, 8)),
+    (Case(2, 4, 2, 250, 16, 32, 4, None), None, slice(3, 6)),
+    # Odd stride, head dim padded to a power of two, one kv head, a chunk ending at the tail.
+    (Case(1, 2, 1, 101, 24, 24, 3, None), SMALL_TILE, slice(2, 5)),
+    # Permuted keys: one permutation per query head, and one per kv head shared by its group.
+    (Case(2, 4, 2, 250, 16, 32, 4, "q"), SMALL_TILE, slice(0, 8)),
+    (Case(1, 4, 2, 203, 16, 16, 2, "kv", segment_size=32), TileConfig(32, 16, 4, 1), slice(4, 13)),
+]
+
+
+@pytest.mark.parametrize(("case", "config", "rows"), CASES)
+def test_triton_block_mass_matches_reference(case: Case, config: TileConfig | None, rows: slice) -> None:
+    q, k, perm = case_inputs(case, seed=case.length + rows.start)
+    kwargs = dict(block_size=case.block_size, stride=case.stride, scale=case.head_dim**-0.5, row_blocks=rows)
+    expected = antidiagonal_block_mass_reference(q, k, perm, **kwargs)
+    got = antidiagonal_block_mass_triton(q, k, perm, config=config, **kwargs)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    # Each real strided row's softmax sums to one; nothing lands above the block diagonal.
+    real_rows = -(-case.length // case.stride)
+    per_block = case.block_size // case.stride
+    starts = torch.arange(rows.start, rows.stop, device=DEVICE) * per_block
+    torch.testing.assert_close(got.sum(-1), (real_rows - starts).clamp(0, per_block).float().expand_as(got[..., 0]))
+    query_blocks = torch.arange(rows.start, rows.stop, device=DEVICE)
+    future = torch.arange(got.shape[-1], device=DEVICE)[None, :] > query_blocks[:, None]
+    assert (got[..., future] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    # The Triton 3.6 interpreter multiplies bf16 tiles as raw integers, so bf16 needs a GPU.
+    [torch.float16, pytest.param(torch.bfloat16, marks=pytest.mark.gpu)],
+)
+def test_16bit_block_mass_is_close_to_reference(dtype: torch.dtype) -> None:
+    """The reference rounds 16-bit logits to 16 bits; the kernel keeps them fp32: close, not equal."""
+    case = Case(1, 4, 2, 180, 32, 32, 4, "q")
+    q, k, perm = case_inputs(case, seed=3, dtype=dtype)
+    kwargs = dict(block_size=32, stride=4, scale=32**-0.5, row_blocks=slice(0, 6))
+    expected = antidiagonal_block_mass_reference(q, k, perm, **kwargs)
+    got = antidiagonal_block_mass_triton(q, k, perm, config=SMALL_TILE, **kwargs)
+    torch.testing.assert_close(got, expected, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("perm_heads", [None, "q"])
+def test_selector_plans_agree_across_backends(perm_heads: str | None) -> None:
+    case = Case(2, 4, 2, 250, 16, 32, 4, perm_heads)
+    q, k, perm = case_inputs(case, seed=7)
+    segment = None if perm is None else case.segment_size
+    plans = [
+        AntidiagonalSelector(block_size=32, stride=4, threshold=0.8, chunk_size=96, backend=backend)(
+            q, k, key_perm=perm, segment_size=segment, scale=0.25
+        )
+        for backend in ("torch", "triton")
+    ]
+    assert torch.equal(plans[0].block_mask, plans[1].block_mask)
+    assert plans[1].block_mask.float().mean() < 0.9
+
+
+def test_backend_choice_and_errors() -> None:
+    q = torch.zeros(1, 2, 64, 16)
+    assert resolve_backend("auto", q, q, block_size=32, stride=4) == ("triton" if q.is_cuda else "torch")
+    assert resolve_backend("torch", q, q, block_size=32, stride=4) == "torch"
+    with pytest.raises(ValueError, match="power of two"):
+        resolve_backend("triton", q, q, block_size=96, stride=8)
+    with pytest.raises(ValueError, match="share one dtype"):
+        resolve_backend("triton", q, q.half(), block_size=32, stride=4)
+    with pytest.raises(ValueError, match="unknown backend"):
+        resolve_backend("cuda", q, q, block_size=32, stride=4)
+    with pytest.raises(ConfigError, match="unknown backend"):
+        AntidiagonalSelector(backend="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("perm_heads", [None, "q", "kv"])
+def test_cuda_default_tiles_match_reference(perm_heads: str | None) -> None:
+    """The H100 tile shapes on a realistic head dim, block and stride, over several chunks."""
+    case = Case(1, 8, 2, 4000, 128, 128, 8, perm_heads, segment_size=256)
+    q, k, perm = case_inputs(case, seed=11, dtype=torch.bfloat16)
+    for rows in (slice(0, 12), slice(12, 32)):
+        kwargs = dict(block_size=128, stride=8, scale=128**-0.5, row_blocks=rows)
+        expected = antidiagonal_block_mass_reference(q, k, perm, **kwargs)
+        got = antidiagonal_block_mass_triton(q, k, perm, **kwargs)
+        torch.testing.assert_close(got, expected, atol=3e-2, rtol=3e-2)
