@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--methods", nargs="+", default=["dense", "pbs"])
+    parser.add_argument("--model-set", nargs="*", default=[], help="key=value on the model config, e.g. load.tokenizer_path=DIR")
     parser.add_argument("--override", nargs="*", default=[], help="METHOD:key=value, e.g. pbs:threshold=0.25")
     parser.add_argument("--lengths", type=int, nargs="+", default=[8192, 16384, 32768])
     parser.add_argument("--runs", type=int, default=3)
@@ -73,7 +74,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    loaded = load_model(group_config("model", args.model))
+    model_cfg = group_config("model", args.model)
+    for item in args.model_set:
+        key, _, value = item.partition("=")
+        OmegaConf.update(model_cfg, key, _parse(value))
+    loaded = load_model(model_cfg)
     device = loaded.model.device
     rows: list[dict[str, Any]] = []
     for length in args.lengths:

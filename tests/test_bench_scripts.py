@@ -1,0 +1,47 @@
+"""The GPU benchmark scripts run end to end on CPU in a tiny setting and write the JSON the report reads."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_bench_ttft_tiny_model(tmp_path: Path) -> None:
+    out = tmp_path / "ttft.json"
+    run_script(
+        "bench_ttft.py", "--model", "tiny_llama", "--methods", "dense", "pbs", "--override", "pbs:backend=torch",
+        "pbs:threshold=0.5", "--lengths", "600", "--runs", "1", "--random-tokens", "--out", str(out),
+    )
+    record = json.loads(out.read_text())
+    assert record["device"].startswith("cpu") and record["commit"]
+    rows = {row["method"]: row for row in record["rows"]}
+    assert set(rows) == {"dense", "pbs"}
+    assert all(row["length"] == 600 and row["ttft_ms"] > 0 for row in rows.values())
+    assert rows["dense"]["speedup_vs_sdpa"] == 1.0
+    assert 0.0 < rows["pbs"]["density"] <= 1.5
+    assert rows["pbs"]["speedup_vs_sdpa"] == round(rows["dense"]["ttft_ms"] / rows["pbs"]["ttft_ms"], 3)
+
+
+def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run_script(
+        "bench_attention.py", "--lengths", "384", "--heads", "4", "--kv-heads", "2", "--head-dim", "64",
+        "--densities", "0.3", "--methods", "pbs:head", "meanpooling", "--no-flex", "--budget-ms", "1", "--out", str(out),
+    )
+    rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
+    assert {"sdpa_dense", "triton_dense", "triton_sparse_perm", "method:pbs:head", "method:meanpooling"} <= set(rows)
+    assert rows["sdpa_dense"]["ratio_to_sdpa"] == 1.0
+    method = rows["method:pbs:head"]
+    assert method["ms"] == round(method["permute_ms"] + method["select_ms"] + method["attention_ms"], 4)
+    assert 0.0 < method["density"] <= 1.5
