@@ -6,6 +6,8 @@ import torch
 
 from src.attention.components import SELECTORS
 from src.attention.kernels.vertical_slash import (
+    pattern_tables,
+    tile_index,
     vertical_slash_attention,
     vertical_slash_attention_reference,
     vertical_slash_attention_triton,
@@ -68,9 +70,50 @@ def test_kernel_skips_uncrossed_blocks_and_full_bands_exactly():
     slash = torch.cat([torch.arange(10), torch.tensor([150, 151])]).expand(1, 2, -1)  # local band, far pair: gaps to skip
     vertical = torch.tensor([3, 100]).expand(1, 2, -1)
     on_device = [t.to(DEVICE) for t in (q, k, v, vertical, slash)]
-    got = vertical_slash_attention_triton(*on_device, scale=0.1, skip_blocks=2).cpu()
+    got = vertical_slash_attention_triton(*on_device, scale=0.1, tile=(32, 16, 4, 1)).cpu()
     expected = vertical_slash_attention_reference(q, k, v, vertical, slash, scale=0.1)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def _expected_tile_lists(vertical, slash, length, block_m, block_n, q_start):
+    """Plain-torch lists of one query tile: key blocks holding a slash pair, leftover columns."""
+    q_end = min(q_start + block_m, length)
+    num_blocks = -(-length // block_n)
+    on_slash = vertical_slash_token_mask(torch.empty(0, dtype=torch.long), slash, length)[q_start:q_end]
+    on_slash = torch.nn.functional.pad(on_slash, (0, num_blocks * block_n - length))
+    blocks = on_slash.unflatten(-1, (num_blocks, block_n)).any(-1).any(0).nonzero().flatten().tolist()
+    columns = sorted({c for c in vertical.tolist() if 0 <= c < q_end and c // block_n not in blocks})
+    return blocks, columns
+
+
+@pytest.mark.parametrize(
+    ("batch", "heads", "length", "num_vertical", "num_slash", "block_m", "block_n"),
+    [(2, 3, 203, 24, 20, 16, 8), (1, 2, 131, 30, 3, 64, 64), (2, 1, 97, 12, 16, 32, 64)],
+)
+def test_tile_index_visits_only_the_crossed_blocks(batch, heads, length, num_vertical, num_slash, block_m, block_n):
+    vertical, slash = _pattern(batch, heads, length, num_vertical, num_slash, seed=4)
+    slash[-1, -1] = torch.arange(num_slash)  # a local band, which covers whole blocks when it is wide
+    index = tile_index(pattern_tables(vertical.to(DEVICE), slash.to(DEVICE), length), length, num_slash, block_m, block_n)
+    blocks, counts = index.blocks.cpu(), index.block_counts.cpu()
+    columns, column_counts = index.columns.cpu(), index.column_counts.cpu()
+    full_blocks = 0
+    for b in range(batch):
+        for h in range(heads):
+            row = b * heads + h
+            for tile in range(-(-length // block_m)):
+                q_start = tile * block_m
+                expected_blocks, expected_columns = _expected_tile_lists(vertical[b, h], slash[b, h], length, block_m, block_n, q_start)
+                entries = blocks[row, tile, : counts[row, tile]].tolist()
+                assert counts[row, tile] == len(expected_blocks)
+                assert [e if e >= 0 else -1 - e for e in entries] == expected_blocks
+                assert columns[row, tile, : column_counts[row, tile]].tolist() == expected_columns
+                mask = vertical_slash_token_mask(torch.empty(0, dtype=torch.long), slash[b, h], length)
+                causal = torch.ones(length, length, dtype=torch.bool).tril()
+                for full in (-1 - e for e in entries if e < 0):  # flagged full: every causal pair is a slash pair
+                    rows, keys = slice(q_start, q_start + block_m), slice(full * block_n, (full + 1) * block_n)
+                    assert torch.equal(mask[rows, keys], causal[rows, keys])
+                    full_blocks += 1
+    assert full_blocks > 0 or block_m + block_n > num_slash
 
 
 def test_every_column_is_dense_attention_on_both_backends():

@@ -5,11 +5,14 @@ its slash offsets; a pair lying on both is counted once. MInference's own kernel
 bands out to whole 64 x 64 tiles; this one computes exactly the union, so density and output
 depend only on the indices.
 
-The Triton kernel walks, per tile of queries, (1) the key blocks that some slash band crosses,
-masking each (query, key) pair by a bitmap lookup of its offset and column, then (2) the
-vertical columns that fell outside those blocks, gathered as key rows. Each pair therefore enters
-the online softmax once. Everything it needs is O(L) per head: sorted columns, two bitmaps and a
-prefix count of slash offsets; nothing L x L is built.
+Two launches, as in MInference (whose index builder is convert_vertical_slash_indexes). First
+`tile_index` lists, for every tile of BLOCK_M queries, the BLOCK_N-key blocks some slash band
+crosses and the vertical columns outside those blocks. Then the attention kernel walks just
+those lists: each block as one contiguous key tile, its pairs masked by a bitmap lookup of offset
+and column (none when the bands cover the block completely), then the leftover columns gathered
+BLOCK_N keys at a time, where no slash can reach. A query tile thus costs its crossed blocks plus
+ceil(leftover columns / BLOCK_N) key tiles, nothing for the blocks in between, and each pair enters
+the online softmax once. Every table is O(L) per head; nothing L x L is built.
 """
 from __future__ import annotations
 
@@ -20,18 +23,20 @@ import torch
 import triton
 import triton.language as tl
 
-# Imported for its interpreter fix (loop bounds computed from scalars under NumPy >= 2.4), which
-# this kernel's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
-import src.attention.kernels.block_sparse  # noqa: F401
+# block_sparse also installs its interpreter fix (loop bounds loaded from memory under
+# NumPy >= 2.4), which this kernel's per-tile loop bounds need with TRITON_INTERPRET=1.
+from src.attention.kernels.block_sparse import LOG2E
+from src.attention.kernels.reference import block_sparse_attention_reference
 
-LOG2E = 1.4426950408889634
 BACKENDS = ("triton", "flex", "torch")
 HEAD_DIMS = (64, 128)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 TileShape = tuple[int, int, int, int]  # query rows, key rows per tile, warps, pipeline stages
-TILE_TABLE: dict[tuple[int, bool], TileShape] = {  # (head_dim, 16-bit inputs) -> tile, swept on an H100
+# (head_dim, 16-bit inputs) -> tile. Swept on an H100 for the kernel's earlier layout (a scan over
+# all key blocks); not yet re-swept for the listed blocks: pass `tile` to sweep.
+TILE_TABLE: dict[tuple[int, bool], TileShape] = {
     (64, True): (64, 64, 4, 2),
     (128, True): (64, 64, 4, 2),
     (64, False): (64, 32, 4, 2),
@@ -120,23 +125,149 @@ def vertical_slash_attention_reference(
 
     Rows with no visible key are zeros. Returns [B, Hq, L, D] in q's dtype.
     """
-    batch, q_heads, length, head_dim = q.shape
+    batch, q_heads, length, _ = q.shape
     group = q_heads // k.shape[1]
-    scale = head_dim**-0.5 if scale is None else scale
     out = torch.empty_like(q)
     for b in range(batch):
         for h in range(q_heads):
+            # A vertical-slash mask is a block-sparse mask of one-token blocks.
             allowed = vertical_slash_token_mask(vertical_indices[b, h], slash_offsets[b, h], length)
-            scores = (q[b, h].float() @ k[b, h // group].float().T) * scale
-            weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
-            out[b, h] = (weights @ v[b, h // group].float()).to(q.dtype)
+            kv = slice(b, b + 1), slice(h // group, h // group + 1)
+            out[b, h] = block_sparse_attention_reference(
+                q[b : b + 1, h : h + 1], k[kv], v[kv], allowed[None, None], block_size=1, scale=scale
+            )[0, 0]
     return out
 
 
+@dataclass(frozen=True)
+class TileIndex:
+    """What the attention kernel visits for each (batch * head, query tile), as built by `tile_index`.
+
+    blocks: int32 [B * H, nq, W], ascending, the BLOCK_N-key blocks some slash band crosses: block
+        j is stored as j, or as -1 - j when every offset a pair of it and the tile can take is a
+        slash (then each causal pair in it counts, with no lookup).
+    block_counts: int32 [B * H, nq], how many entries of each `blocks` row are valid.
+    columns: int32 [B * H, nq, NV], ascending, the vertical columns before the tile's end that lie
+        in no listed block (those inside a listed block are computed there).
+    column_counts: int32 [B * H, nq], how many entries of each `columns` row are valid.
+    """
+
+    blocks: torch.Tensor
+    block_counts: torch.Tensor
+    columns: torch.Tensor
+    column_counts: torch.Tensor
+
+
 @triton.jit
-def _online_softmax_step(acc, l_i, m_i, qk, visible, v, DOT_PRECISION: tl.constexpr):
-    """Fold one tile of scaled logits (base 2) into the running max, sum and output."""
-    qk = tl.where(visible, qk, float("-inf"))
+def _slash_span(slash_prefix, q_start, q_end, key_start, live, seq_len, BLOCK_N: tl.constexpr):
+    """For key blocks starting at key_start: slash offsets joining a query of [q_start, q_end) to
+    one of their keys, and how many offsets such a pair can have (the first is 0 where not live)."""
+    lowest = tl.maximum(q_start - key_start - BLOCK_N + 1, 0)
+    highest = tl.minimum(q_end - 1 - key_start, seq_len - 1)
+    crossing = tl.load(slash_prefix + highest + 1, mask=live, other=0) - tl.load(slash_prefix + lowest, mask=live, other=0)
+    return crossing, highest - lowest + 1
+
+
+@triton.jit
+def _append(row, count, values, keep):
+    """Store the kept values in order at row[count:]; returns the new count."""
+    kept = keep.to(tl.int32)
+    tl.store(row + count + tl.cumsum(kept, 0) - kept, values, mask=keep)
+    return count + tl.sum(kept, 0)
+
+
+@triton.jit
+def _tile_index_kernel(
+    Columns,
+    SlashPrefix,
+    Blocks,
+    BlockCounts,
+    TileColumns,
+    ColumnCounts,
+    seq_len,
+    num_tiles,
+    num_columns,
+    block_width,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    CHUNK: tl.constexpr,
+):
+    """One row of `TileIndex`: a (query tile, batch * head); grid (nq, B * H).
+
+    A key block is tested with two prefix-count loads, CHUNK blocks (or columns) at a time, and
+    the hits are compacted with a cumulative sum, so the lists hold only what is computed.
+    """
+    tile = tl.program_id(0)
+    batch_head = tl.program_id(1).to(tl.int64)
+    row = batch_head * num_tiles + tile
+    q_start = tile * BLOCK_M
+    q_end = tl.minimum(q_start + BLOCK_M, seq_len)
+    slash_prefix = SlashPrefix + batch_head * (seq_len + 1)
+    offs = tl.arange(0, CHUNK)
+
+    blocks = Blocks + row * block_width
+    count = tl.full((), 0, tl.int32)
+    live_blocks = tl.cdiv(q_end, BLOCK_N)
+    for first in range(0, live_blocks, CHUNK):
+        block = first + offs
+        live = block < live_blocks
+        crossing, spanned = _slash_span(slash_prefix, q_start, q_end, block * BLOCK_N, live, seq_len, BLOCK_N)
+        count = _append(blocks, count, tl.where(crossing == spanned, -1 - block, block), crossing > 0)
+    tl.store(BlockCounts + row, count)
+
+    columns = Columns + batch_head * num_columns
+    tile_columns = TileColumns + row * num_columns
+    count = tl.full((), 0, tl.int32)
+    for first in range(0, num_columns, CHUNK):
+        slot = first + offs
+        column = tl.load(columns + slot, mask=slot < num_columns, other=seq_len)
+        live = column < q_end
+        crossing, _ = _slash_span(slash_prefix, q_start, q_end, column - column % BLOCK_N, live, seq_len, BLOCK_N)
+        count = _append(tile_columns, count, column, live & (crossing == 0))
+    tl.store(ColumnCounts + row, count)
+
+
+def tile_index(tables: PatternTables, length: int, max_slashes: int, block_m: int, block_n: int) -> TileIndex:
+    """The per-query-tile visiting lists of a pattern (one launch; MInference's
+    convert_vertical_slash_indexes, at block granularity).
+
+    max_slashes bounds the slash offsets of a head: one offset crosses at most
+    cdiv(block_m - 1, block_n) + 1 key blocks of a tile, which bounds the list width.
+    """
+    batch, heads, num_columns = tables.columns.shape
+    num_tiles = triton.cdiv(length, block_m)
+    width = max(min(triton.cdiv(length, block_n), max_slashes * (triton.cdiv(block_m - 1, block_n) + 1)), 1)
+    device = tables.columns.device
+    index = TileIndex(
+        blocks=torch.empty(batch * heads, num_tiles, width, dtype=torch.int32, device=device),
+        block_counts=torch.empty(batch * heads, num_tiles, dtype=torch.int32, device=device),
+        columns=torch.empty(batch * heads, num_tiles, num_columns, dtype=torch.int32, device=device),
+        column_counts=torch.empty(batch * heads, num_tiles, dtype=torch.int32, device=device),
+    )
+    chunk = min(max(triton.next_power_of_2(max(triton.cdiv(length, block_n), num_columns)), 16), 1024)
+    _tile_index_kernel[(num_tiles, batch * heads)](
+        tables.columns, tables.slash_prefix, index.blocks, index.block_counts, index.columns, index.column_counts,
+        length, num_tiles, num_columns, width,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        CHUNK=chunk,
+        num_warps=4,
+    )
+    return index
+
+
+@triton.jit
+def _attend(
+    acc, l_i, m_i, q, k_pos, visible, k_base, v_base, stride_kl, stride_vl, seq_len, qk_scale,
+    HEAD_DIM: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """Fold the keys at positions k_pos (those >= seq_len are padding) into the tile's running
+    max, sum and output (base-2 logits); only the pairs in `visible` count."""
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = k_pos.to(tl.int64)[:, None]
+    k = tl.load(k_base + rows * stride_kl + offs_d[None, :], mask=rows < seq_len, other=0.0)
+    v = tl.load(v_base + rows * stride_vl + offs_d[None, :], mask=rows < seq_len, other=0.0)
+    qk = tl.where(visible, tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(qk, 1))
     # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
     m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -148,23 +279,17 @@ def _online_softmax_step(acc, l_i, m_i, qk, visible, v, DOT_PRECISION: tl.conste
 
 
 @triton.jit
-def _slash_count(slash_prefix, q_start, q_end, key_start, key_stop, seq_len):
-    """Slash offsets joining some query in [q_start, q_end) to some key in [key_start, key_stop)."""
-    lowest = tl.maximum(q_start - key_stop + 1, 0)
-    highest = tl.minimum(q_end - 1 - key_start, seq_len - 1)
-    return tl.load(slash_prefix + highest + 1) - tl.load(slash_prefix + lowest)
-
-
-@triton.jit
 def _vertical_slash_fwd_kernel(
     Q,
     K,
     V,
     Out,
-    Columns,
     ColumnBits,
     SlashBits,
-    SlashPrefix,
+    Blocks,
+    BlockCounts,
+    TileColumns,
+    ColumnCounts,
     stride_qb,
     stride_qh,
     stride_ql,
@@ -180,91 +305,77 @@ def _vertical_slash_fwd_kernel(
     num_q_heads,
     group_size,
     seq_len,
+    num_tiles,
+    block_width,
     num_columns,
     qk_scale,
     HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    SKIP_BLOCKS: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    """One BLOCK_M query tile of one (batch, query head); grid (query tiles, B * Hq)."""
+    """One BLOCK_M query tile of one (batch, query head); grid (nq, B * Hq).
+
+    Tiles run last to first: late tiles cross the most blocks, so the long programs start early.
+    """
     batch_head = tl.program_id(1)
     b = (batch_head // num_q_heads).to(tl.int64)
     h = batch_head % num_q_heads
-    q_start = tl.program_id(0) * BLOCK_M
-    q_pos = q_start + tl.arange(0, BLOCK_M)
-    q_end = tl.minimum(q_start + BLOCK_M, seq_len)
+    tile = num_tiles - 1 - tl.program_id(0)
+    row = batch_head.to(tl.int64) * num_tiles + tile
+    q_pos = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+    q_live = q_pos < seq_len
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n = tl.arange(0, BLOCK_N)
 
     q = tl.load(
-        Q + b * stride_qb + h.to(tl.int64) * stride_qh + q_pos[:, None] * stride_ql + offs_d[None, :],
-        mask=q_pos[:, None] < seq_len,
+        Q + b * stride_qb + h.to(tl.int64) * stride_qh + q_pos.to(tl.int64)[:, None] * stride_ql + offs_d[None, :],
+        mask=q_live[:, None],
         other=0.0,
     )
     k_base = K + b * stride_kb + (h // group_size).to(tl.int64) * stride_kh
     v_base = V + b * stride_vb + (h // group_size).to(tl.int64) * stride_vh
-    table_row = batch_head.to(tl.int64) * seq_len
-    column_bits = ColumnBits + table_row
-    slash_bits = SlashBits + table_row
-    slash_prefix = SlashPrefix + batch_head.to(tl.int64) * (seq_len + 1)
-    columns = Columns + batch_head.to(tl.int64) * num_columns
+    column_bits = ColumnBits + batch_head.to(tl.int64) * seq_len
+    slash_bits = SlashBits + batch_head.to(tl.int64) * seq_len
+    blocks = Blocks + row * block_width
+    tile_columns = TileColumns + row * num_columns
 
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
 
-    # (1) Key blocks some slash band crosses: every column or slash pair inside them. Groups of
-    # SKIP_BLOCKS blocks no band crosses are skipped with one prefix-count lookup.
-    live_blocks = tl.cdiv(q_end, BLOCK_N)
-    for group in range(0, tl.cdiv(live_blocks, SKIP_BLOCKS)):
-        first = group * SKIP_BLOCKS
-        stop = tl.minimum(first + SKIP_BLOCKS, live_blocks)
-        if _slash_count(slash_prefix, q_start, q_end, first * BLOCK_N, stop * BLOCK_N, seq_len) > 0:
-            for n in range(first, stop):
-                key_start = n * BLOCK_N
-                crossing = _slash_count(slash_prefix, q_start, q_end, key_start, key_start + BLOCK_N, seq_len)
-                if crossing > 0:
-                    k_pos = key_start + offs_n
-                    in_range = k_pos < seq_len
-                    offset = q_pos[:, None] - k_pos[None, :]
-                    causal = (offset >= 0) & (q_pos[:, None] < seq_len) & in_range[None, :]
-                    # When every offset the block spans is a slash, no bitmap lookup is needed.
-                    spanned = tl.minimum(q_end - 1 - key_start, seq_len - 1) - tl.maximum(q_start - key_start - BLOCK_N + 1, 0) + 1
-                    on_slash = tl.load(slash_bits + offset, mask=causal & (crossing < spanned), other=1) != 0
-                    on_column = tl.load(column_bits + k_pos, mask=in_range, other=0) != 0
-                    k = tl.load(k_base + k_pos[:, None] * stride_kl + offs_d[None, :], mask=in_range[:, None], other=0.0)
-                    v = tl.load(v_base + k_pos[:, None] * stride_vl + offs_d[None, :], mask=in_range[:, None], other=0.0)
-                    qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-                    acc, l_i, m_i = _online_softmax_step(
-                        acc, l_i, m_i, qk, causal & (on_slash | on_column[None, :]), v, DOT_PRECISION
-                    )
+    # (1) The key blocks slash bands cross, as contiguous tiles: a pair counts when it lies on a
+    # slash or a column (one bitmap lookup each), or just when causal in a fully covered block.
+    num_blocks = tl.load(BlockCounts + row)
+    entry = tl.load(blocks, mask=num_blocks > 0, other=0)
+    for i in range(0, num_blocks):
+        next_entry = tl.load(blocks + i + 1, mask=i + 1 < num_blocks, other=0)
+        partial = entry >= 0
+        k_pos = tl.where(partial, entry, -1 - entry) * BLOCK_N + offs_n
+        in_range = k_pos < seq_len
+        offset = q_pos[:, None] - k_pos[None, :]
+        causal = (offset >= 0) & q_live[:, None] & in_range[None, :]
+        on_slash = tl.load(slash_bits + offset, mask=causal & partial, other=1) != 0
+        on_column = tl.load(column_bits + k_pos, mask=in_range & partial, other=0) != 0
+        visible = causal & (on_slash | on_column[None, :])
+        acc, l_i, m_i = _attend(
+            acc, l_i, m_i, q, k_pos, visible, k_base, v_base, stride_kl, stride_vl, seq_len, qk_scale, HEAD_DIM, DOT_PRECISION
+        )
+        entry = next_entry
 
-    # (2) Vertical columns outside those blocks, gathered as key rows (ascending, so a chunk
-    # starting after the tile's last query holds no visible column).
-    for chunk in range(0, num_columns, BLOCK_N):
-        if tl.load(columns + chunk) < q_end:
-            slot = chunk + offs_n
-            k_pos = tl.load(columns + slot, mask=slot < num_columns, other=seq_len)
-            in_range = k_pos < seq_len
-            key_start = (k_pos // BLOCK_N) * BLOCK_N
-            in_loop = in_range & (key_start < q_end)
-            lowest = tl.maximum(q_start - key_start - BLOCK_N + 1, 0)
-            highest = tl.minimum(q_end - 1 - key_start, seq_len - 1)
-            crossing = tl.load(slash_prefix + highest + 1, mask=in_loop, other=0) - tl.load(
-                slash_prefix + lowest, mask=in_loop, other=0
-            )
-            fresh = in_range & ~(in_loop & (crossing > 0))
-            k = tl.load(k_base + k_pos[:, None] * stride_kl + offs_d[None, :], mask=fresh[:, None], other=0.0)
-            v = tl.load(v_base + k_pos[:, None] * stride_vl + offs_d[None, :], mask=fresh[:, None], other=0.0)
-            qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-            visible = fresh[None, :] & (k_pos[None, :] <= q_pos[:, None]) & (q_pos[:, None] < seq_len)
-            acc, l_i, m_i = _online_softmax_step(acc, l_i, m_i, qk, visible, v, DOT_PRECISION)
+    # (2) The columns outside those blocks, gathered BLOCK_N at a time: no slash reaches them.
+    column_count = tl.load(ColumnCounts + row)
+    for first in range(0, column_count, BLOCK_N):
+        slot = first + offs_n
+        k_pos = tl.load(tile_columns + slot, mask=slot < column_count, other=seq_len)
+        visible = (k_pos[None, :] <= q_pos[:, None]) & q_live[:, None]
+        acc, l_i, m_i = _attend(
+            acc, l_i, m_i, q, k_pos, visible, k_base, v_base, stride_kl, stride_vl, seq_len, qk_scale, HEAD_DIM, DOT_PRECISION
+        )
 
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
-    o_ptrs = Out + b * stride_ob + h.to(tl.int64) * stride_oh + q_pos[:, None] * stride_ol + offs_d[None, :]
-    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_pos[:, None] < seq_len)
+    o_ptrs = Out + b * stride_ob + h.to(tl.int64) * stride_oh + q_pos.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
+    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_live[:, None])
 
 
 def vertical_slash_attention_triton(
@@ -275,30 +386,30 @@ def vertical_slash_attention_triton(
     slash_offsets: torch.Tensor,
     *,
     scale: float | None = None,
-    skip_blocks: int = 16,
     tile: TileShape | None = None,
 ) -> torch.Tensor:
     """Triton backend of `vertical_slash_attention` (inputs already validated there).
 
-    skip_blocks: key blocks per group the kernel skips at once when no slash band crosses it.
+    Two launches: `tile_index` lists what each query tile visits, then the attention kernel.
     tile: overrides the launch shape of TILE_TABLE (for benchmarks).
     """
     batch, q_heads, length, head_dim = q.shape
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-    tables = pattern_tables(vertical_indices, slash_offsets, length)
     block_m, block_n, num_warps, num_stages = tile or TILE_TABLE[(head_dim, q.dtype != torch.float32)]
+    tables = pattern_tables(vertical_indices, slash_offsets, length)
+    index = tile_index(tables, length, slash_offsets.shape[-1], block_m, block_n)
     out = torch.empty_like(q)
-    grid = (triton.cdiv(length, block_m), batch * q_heads)
-    _vertical_slash_fwd_kernel[grid](
+    num_tiles = index.blocks.shape[1]
+    _vertical_slash_fwd_kernel[(num_tiles, batch * q_heads)](
         q, k, v, out,
-        tables.columns, tables.column_bits.contiguous(), tables.slash_bits.contiguous(), tables.slash_prefix,
+        tables.column_bits.contiguous(), tables.slash_bits.contiguous(),
+        index.blocks, index.block_counts, index.columns, index.column_counts,
         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-        q_heads, q_heads // k.shape[1], length, tables.columns.shape[-1],
+        q_heads, q_heads // k.shape[1], length, num_tiles, index.blocks.shape[-1], index.columns.shape[-1],
         (head_dim**-0.5 if scale is None else scale) * LOG2E,
         HEAD_DIM=head_dim,
         BLOCK_M=block_m,
         BLOCK_N=block_n,
-        SKIP_BLOCKS=skip_blocks,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         num_warps=num_warps,
         num_stages=num_stages,
