@@ -14,9 +14,7 @@ model instead (experiments/capture_qkv.py). Every figure's ratio is to SDPA meas
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,14 +24,13 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.timing import median_ms  # noqa: E402
+from experiments.timing import median_ms, write_record  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
 from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.attention.plan import causal_block_count  # noqa: E402
 from src.configs import group_config  # noqa: E402
 from src.attention.select.common import causal_block_layout  # noqa: E402
-from src.eval.results import git_commit  # noqa: E402
 
 def random_segment_permutation(batch: int, heads: int, length: int, segment: int, gen: torch.Generator) -> torch.Tensor:
     """Random key order inside each full segment; the tail stays in place. int64 [B, H, L]."""
@@ -217,23 +214,10 @@ def main() -> None:
     for stage, length, measure in stages:
         rows += measure(args, length, device, dtype)
         add_ratios(rows)
-        write_record(args, device, rows)  # after every stage, so a run cut short keeps what it measured
+        write_record(args, rows)  # after every stage, so a run cut short keeps what it measured
         print(f"[{stage}] {length} done", flush=True)
     print_table(rows)
 
-
-def write_record(args: argparse.Namespace, device: torch.device, rows: list[dict[str, Any]]) -> None:
-    if not args.out:
-        return
-    record = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.machine()})",
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "args": vars(args),
-        "rows": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ CUDA events, peak GPU memory per (method, length).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,12 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import src.data.ruler  # noqa: E402,F401  (registers the dataset)
-from experiments.timing import median_ms  # noqa: E402
+from experiments.timing import median_ms, write_record  # noqa: E402
 from src.attention.integration import install_method  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.configs import group_config  # noqa: E402
 from src.data.base import DATASETS  # noqa: E402
 from src.eval.generate import render_prompt  # noqa: E402
-from src.eval.results import git_commit  # noqa: E402
 from src.eval.stats import StatsRecorder  # noqa: E402
 from src.models.loader import load_model  # noqa: E402
 
@@ -100,6 +97,7 @@ def main() -> None:
                 ms = median_ms(prefill, warmup=1, budget_ms=0, min_runs=args.runs, max_runs=args.runs)
             except torch.OutOfMemoryError:
                 rows.append({"model": loaded.name, "method": name, "length": int(ids.shape[1]), "ttft_ms": None, "note": "OOM"})
+                write_record(args, rows)
                 continue
             summary = stats.summary()
             rows.append(
@@ -112,21 +110,20 @@ def main() -> None:
                     "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
                 }
             )
+            add_speedups(rows)
+            write_record(args, rows)
             print(rows[-1], flush=True)
-    dense = {(r["length"]): r["ttft_ms"] for r in rows if r["method"] == "dense" and r["ttft_ms"]}
-    for row in rows:
-        if row.get("ttft_ms") and dense.get(row["length"]):
-            row["speedup_vs_sdpa"] = round(dense[row["length"]] / row["ttft_ms"], 3)
     print("model | method | length | ttft_ms | speedup_vs_sdpa | density | peak_mem_gb")
     for r in rows:
         print(" | ".join(str(r.get(c)) for c in ("model", "method", "length", "ttft_ms", "speedup_vs_sdpa", "density", "peak_mem_gb")))
-    if args.out:
-        record = {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
-            "torch": torch.__version__, "commit": git_commit(), "args": vars(args), "rows": rows,
-        }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """speedup_vs_sdpa of every timed row whose length has a dense time in the same run."""
+    dense = {r["length"]: r["ttft_ms"] for r in rows if r["method"] == "dense" and r["ttft_ms"]}
+    for row in rows:
+        if row.get("ttft_ms") and dense.get(row["length"]):
+            row["speedup_vs_sdpa"] = round(dense[row["length"]] / row["ttft_ms"], 3)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,19 @@
-"""Device timing shared by the benchmarks: warm up, then the median of CUDA-event timed runs."""
+"""Device timing shared by the benchmarks: warm up, then the median of CUDA-event timed runs; and
+the JSON record every benchmark writes (device, torch, commit, arguments, rows)."""
 from __future__ import annotations
 
+import argparse
+import json
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
+
+from src.eval.results import git_commit
 
 
 def median_ms(fn: Callable[[], object], *, warmup: int = 2, budget_ms: float = 1500.0, min_runs: int = 3, max_runs: int = 20) -> float:
@@ -32,3 +40,14 @@ def _time_once(fn: Callable[[], object], cuda: bool) -> float:
     start_s = time.perf_counter()
     fn()
     return (time.perf_counter() - start_s) * 1000
+
+
+def write_record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Write the benchmark's JSON to args.out (if set); called after every stage so a run cut
+    short keeps what it measured."""
+    if not args.out:
+        return
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.machine()})"
+    record = {"device": device, "torch": torch.__version__, "commit": git_commit(), "args": vars(args), "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
