@@ -96,7 +96,7 @@ def main() -> None:
             try:
                 ms = median_ms(prefill, warmup=1, budget_ms=0, min_runs=args.runs, max_runs=args.runs)
             except torch.OutOfMemoryError:
-                rows.append({"model": loaded.name, "method": name, "length": int(ids.shape[1]), "ttft_ms": None, "note": "OOM"})
+                rows.append({"model": loaded.name, "method": name, "length": int(ids.shape[1]), "target_length": length, "ttft_ms": None, "note": "OOM"})
                 write_record(args, rows)
                 continue
             summary = stats.summary()
@@ -105,6 +105,7 @@ def main() -> None:
                     "model": loaded.name,
                     "method": name,
                     "length": int(ids.shape[1]),
+                    "target_length": length,
                     "ttft_ms": round(ms, 2),
                     "density": None if summary["density"] is None else round(summary["density"], 4),
                     "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,

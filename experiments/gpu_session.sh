@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # All GPU work of a session, run on the device machine from the repo root, in two calls made back
 # to back (the machine stays warm ~30 s between them):
-#   bash experiments/gpu_session.sh kernels   (carry .whl .carry/a .carry/tok)
+#   PBS_LAB_COMMIT=<this checkout's HEAD> bash experiments/gpu_session.sh kernels   (carry .whl .carry/a .carry/tok)
 #       GPU tests, attention benchmark (kernels + per-method breakdown), TTFT of the random-weight
 #       Llama-3.1-8B architecture.
-#   bash experiments/gpu_session.sh models    (carry .whl .carry/b)
+#   PBS_LAB_COMMIT=<this checkout's HEAD> bash experiments/gpu_session.sh models    (carry .whl .carry/b)
 #       SmolLM2 RULER 4K/8K for every method, TTFT of SmolLM2 (RoPE x16) from 2K to 128K.
 # .whl holds the wheels the device image lacks (hydra-core, omegaconf, antlr4, gguf, rapidfuzz);
 # .carry/{a,b} the two halves of the bundled SmolLM2 GGUF (98 MB, over one call's limit): the

@@ -27,7 +27,7 @@ def test_bench_ttft_tiny_model(tmp_path: Path) -> None:
     assert record["device"].startswith("cpu") and record["commit"]
     rows = {row["method"]: row for row in record["rows"]}
     assert set(rows) == {"dense", "pbs"}
-    assert all(row["length"] == 600 and row["ttft_ms"] > 0 for row in rows.values())
+    assert all(row["length"] == row["target_length"] == 600 and row["ttft_ms"] > 0 for row in rows.values())
     assert rows["dense"]["speedup_vs_sdpa"] == 1.0
     assert 0.0 < rows["pbs"]["density"] <= 1.5
     assert rows["pbs"]["speedup_vs_sdpa"] == round(rows["dense"]["ttft_ms"] / rows["pbs"]["ttft_ms"], 3)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ import pandas as pd
 
 
 def git_commit() -> str:
-    """The checkout's commit (with '-dirty' if it has uncommitted changes), or 'unknown'."""
+    """The checkout's commit (with '-dirty' if it has uncommitted changes), or 'unknown'.
+
+    PBS_LAB_COMMIT, when set, wins: a machine that runs a copy of the working tree without its
+    up-to-date git history (the GPU device) is told the commit by the caller.
+    """
+    if os.environ.get("PBS_LAB_COMMIT"):
+        return os.environ["PBS_LAB_COMMIT"]
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(

@@ -413,7 +413,7 @@ def breakdown_table(benches: list[Bench], paper_dir: Path) -> Comparison:
 def ttft_table(benches: list[Bench], paper_dir: Path) -> Comparison:
     """Figure 4 / Table 9: end-to-end time-to-first-token speedup over dense SDPA per length."""
     items = [
-        (bench, f"{row['model']} on {bench.device}", paper_method(row["method"]), length_label(row["length"]), row["speedup_vs_sdpa"])
+        (bench, f"{row['model']} on {bench.device}", paper_method(row["method"]), length_label(row.get("target_length", row["length"])), row["speedup_vs_sdpa"])
         for bench in benches if bench.is_ttft
         for row in bench.rows if row.get("speedup_vs_sdpa") is not None and "model" in row and "method" in row
     ]
