@@ -24,18 +24,17 @@ O(L^2 D / (2 S)) per head (only causal tiles are computed), memory O(chunk * L /
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 import triton
 import triton.language as tl
 
-# Imported for its interpreter fix (loop bounds computed from scalars under NumPy >= 2.4), which
-# this module's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
-import src.attention.kernels.block_sparse  # noqa: F401
+# block_sparse also brings its interpreter fix (loop bounds computed from scalars under NumPy >=
+# 2.4), which this module's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
+from src.attention.kernels.block_sparse import LOG2E, TileConfig
 from src.attention.plan import num_blocks
 
-LOG2E = 1.4426950408889634
 BACKENDS = ("auto", "triton", "torch")
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
@@ -127,16 +126,6 @@ def antidiagonal_block_mass_reference(
     batch, q_heads = probs.shape[:2]
     blocks = probs.view(batch, q_heads, row_blocks.stop - row_blocks.start, rows_per_block, -1, rows_per_block)
     return torch.nn.functional.pad(blocks.sum(dim=(3, 5)), (0, num_blocks(length, block_size) - row_blocks.stop))
-
-
-@dataclass(frozen=True)
-class TileConfig:
-    """Launch shape of the log-sum-exp kernel: strided rows and columns per tile, warps, stages."""
-
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
 
 
 # Not swept on hardware yet: a plain GEMM's 128 x 128 tile for 16-bit inputs up to head dim 128

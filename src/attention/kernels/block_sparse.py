@@ -48,7 +48,8 @@ if os.environ.get("TRITON_INTERPRET") == "1":
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Launch shape of the kernel: query rows and key rows per tile, warps, pipeline depth."""
+    """Launch shape of a Triton kernel: query (or strided-query) rows and key rows per tile, warps,
+    pipeline depth; shared by this kernel and the XAttention estimation kernels."""
 
     block_m: int
     block_n: int

@@ -21,9 +21,6 @@ from src.attention.components import SELECTORS
 from src.attention.kernels.antidiagonal_scores import (
     BACKENDS,
     antidiagonal_block_mass,
-    antidiagonal_scores,
-    grouped_logits,
-    pad_tokens,
     resolve_backend,
     triton_chunk_blocks,
 )
@@ -31,17 +28,6 @@ from src.attention.plan import BlockSparsePlan
 from src.attention.select.common import causal_block_layout
 from src.attention.select.meanpool import check_inputs, sink_blocks
 from src.registry import ConfigError
-
-# The strided-product helpers live with the estimation kernels; other selectors and the tests
-# keep importing them from here.
-__all__ = [
-    "AntidiagonalSelector",
-    "antidiagonal_scores",
-    "forced_first_threshold_select",
-    "grouped_logits",
-    "pad_tokens",
-    "xattention_chunk_size",
-]
 
 
 def forced_first_threshold_select(
