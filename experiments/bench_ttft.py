@@ -5,6 +5,8 @@ method and length, with dense SDPA in the same run (the paper's Figure 4 / Table
         --lengths 8192 16384 32768 65536 131072 --out $OUT/ttft_smollm2.json
     python experiments/bench_ttft.py --model llama3.1-8b_random --methods dense pbs \
         --override pbs:threshold=0.25 --lengths 8192 32768 131072 --out $OUT/ttft_llama8b.json
+    torchrun --nproc-per-node 2 experiments/bench_ttft.py --model qwen2.5-7b-1m \
+        --model-set tp_size=2 --methods dense pbs --lengths 262144 --out $OUT/ttft_qwen7b_tp2.json
 
 Prompts: a RULER prompt of the target length for real models (real attention structure); random
 token ids for random-weight twins, whose attention is near uniform, so their sparse methods are

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -44,8 +45,8 @@ def _time_once(fn: Callable[[], object], cuda: bool) -> float:
 
 def write_record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """Write the benchmark's JSON to args.out (if set); called after every stage so a run cut
-    short keeps what it measured."""
-    if not args.out:
+    short keeps what it measured. Under torchrun (tensor parallel) only rank 0 writes."""
+    if not args.out or int(os.environ.get("RANK", 0)) != 0:
         return
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.machine()})"
     record = {"device": device, "torch": torch.__version__, "commit": git_commit(), "args": vars(args), "rows": rows}

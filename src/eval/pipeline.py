@@ -68,7 +68,7 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     samples = load_samples(cfg, loaded)
 
     run_dir = Path(cfg.run_dir)
-    shard = Shard.from_env()
+    shard = Shard.from_env(int(cfg.model.tp_size))
     sample_log = SampleLog(shard.log_path(run_dir))
     if shard.is_main:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -103,8 +103,9 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
             "method_stats": stats.summary(),
             "meta": sample.meta,
         }
-        sample_log.append(row)
-        logger.log_sample(row)
+        if shard.writer:
+            sample_log.append(row)
+            logger.log_sample(row)
 
     shard.barrier()
     if not shard.is_main:

@@ -1,7 +1,10 @@
 """Data-parallel evaluation: each process of a `torchrun` launch takes every world_size-th sample,
 writes its own JSONL, and rank 0 merges them in dataset order once all are done.
 
-Without torchrun (no WORLD_SIZE in the environment) this is one shard holding everything.
+With tensor parallelism (model.tp_size > 1) the processes of one tensor-parallel group run the
+same samples together: the data-parallel shards are the groups, and only the group's first
+process writes. Without torchrun (no WORLD_SIZE in the environment) this is one shard holding
+everything.
 """
 from __future__ import annotations
 
@@ -17,16 +20,22 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Shard:
+    """This process's share of the samples: data-parallel rank and world, and whether it writes."""
+
     rank: int
     world_size: int
+    writer: bool = True
 
     @classmethod
-    def from_env(cls) -> "Shard":
-        return cls(rank=int(os.environ.get("RANK", 0)), world_size=int(os.environ.get("WORLD_SIZE", 1)))
+    def from_env(cls, tp_size: int = 1) -> "Shard":
+        """The shard of this torchrun process, tp_size consecutive processes forming one group."""
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        return cls(rank=rank // tp_size, world_size=max(world // tp_size, 1), writer=rank % tp_size == 0)
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        """The process that merges the shards and writes the summary."""
+        return self.rank == 0 and self.writer
 
     def take(self, items: list[T]) -> list[T]:
         """This shard's items: a strided slice, so shards differ by at most one item."""

