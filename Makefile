@@ -27,8 +27,11 @@ test-fast: setup  ## skip the tests that run the real SmolLM2
 tables: setup  ## rebuild the paper tables from results/
 	$(PY) -m src.report.tables
 
-figures: setup  ## rebuild the paper figures from results/
+figures: setup  ## rebuild the paper figures from results/ (and each results/analysis/*/analysis.json)
 	$(PY) -m src.report.figures
+	for dir in results/analysis/*/; do \
+		if [ -f "$$dir/analysis.json" ]; then $(PY) experiments/analysis_coverage.py --replot --out "$$dir" || exit 1; fi; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -357,6 +357,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--replot", action="store_true", help="redraw figures and tables from <out>/analysis.json")
     args = parser.parse_args()
     if BASELINE not in args.strategies:
         parser.error(f"--strategies must include {BASELINE!r} (the baseline every gain is measured against)")
@@ -367,9 +368,25 @@ def parse_args() -> argparse.Namespace:
 
 
 @torch.inference_mode()
+def replot(out: Path) -> None:
+    """Fig. 1, 5, 7, 8 and Tables 4-6 again from a committed analysis.json, with the arguments it
+    was computed with (Fig. 3's attention maps need the captured q, k and are not redrawn)."""
+    path = out / "analysis.json"
+    if not path.is_file():
+        raise SystemExit(f"--replot: no {path}; run the analysis first")
+    results = json.loads(path.read_text())
+    args = argparse.Namespace(**results["config"])
+    summaries = {int(length): entry["summary"] for length, entry in results.items() if length != "config"}
+    write_figures(out, summaries, args)
+    print_tables(summaries, args)
+
+
 def main() -> None:
     args = parse_args()
     out = Path(args.out)
+    if args.replot:
+        replot(out)
+        return
     out.mkdir(parents=True, exist_ok=True)
     names = {*args.selector_methods, args.baseline_method, args.permuted_method}
     methods = {name: build_parts(name, args) for name in names}

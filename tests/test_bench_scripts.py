@@ -45,3 +45,28 @@ def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
     method = rows["method:pbs:head"]
     assert method["ms"] == round(method["permute_ms"] + method["select_ms"] + method["attention_ms"], 4)
     assert 0.0 < method["density"] <= 1.5
+
+
+def test_coverage_analysis_on_captured_tensors_and_replot(tmp_path: Path) -> None:
+    """Fig. 1/5/7/8 and Tables 4-6 from two captured layers; --replot redraws them from analysis.json."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    files = []
+    for layer in range(2):
+        path = tmp_path / f"layer{layer}.pt"
+        torch.save({n: torch.randn(1, 2, 448, 32, generator=generator) for n in ("q", "k", "v")}, path)
+        files.append(str(path))
+    out = tmp_path / "analysis"
+    run_script(
+        "analysis_coverage.py", "--qkv", *files, "--lengths", "448", "--block", "64", "--segment", "128",
+        "--selector-methods", "meanpooling", "--out", str(out),
+    )
+    results = json.loads((out / "analysis.json").read_text())
+    summary = results["448"]["summary"]
+    assert summary["table5"]["total_causal_blocks"] == 28
+    assert {"none", "last_block"} <= set(summary["figure1"])
+    figure = out / "fig1_coverage_vs_density_448.png"
+    figure.unlink()
+    replot = run_script("analysis_coverage.py", "--replot", "--out", str(out))
+    assert figure.is_file() and "Table 5" in replot.stdout
