@@ -42,14 +42,14 @@ def method_config(name: str, overrides: list[str]) -> Any:
     for item in overrides:
         target, _, assignment = item.partition(":")
         if target == name:
-            key, _, value = assignment.partition("=")
-            OmegaConf.update(cfg, key, _parse(value))
+            assign(cfg, assignment)
     return cfg
 
 
-def _parse(value: str) -> Any:
-    """A command-line value with YAML typing (0.25 -> float, true -> bool)."""
-    return OmegaConf.create(f"v: {value}").v
+def assign(cfg: Any, assignment: str) -> None:
+    """Apply one command-line key=value to a config, the value typed as YAML (0.25 -> float)."""
+    key, _, value = assignment.partition("=")
+    OmegaConf.update(cfg, key, OmegaConf.create(f"v: {value}").v)
 
 
 def prompt_ids(loaded: Any, length: int, random_tokens: bool) -> torch.Tensor:
@@ -74,9 +74,8 @@ def main() -> None:
     args = parser.parse_args()
 
     model_cfg = group_config("model", args.model)
-    for item in args.model_set:
-        key, _, value = item.partition("=")
-        OmegaConf.update(model_cfg, key, _parse(value))
+    for assignment in args.model_set:
+        assign(model_cfg, assignment)
     loaded = load_model(model_cfg)
     device = loaded.model.device
     rows: list[dict[str, Any]] = []
