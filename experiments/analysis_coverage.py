@@ -4,12 +4,16 @@
     Fig. 5 / Table 5   selected causal blocks of the baseline vs the permuted method (threshold 0.9)
     Fig. 7-8 / Table 6 per-layer and per-head sparsity gain; helped / unchanged / harmed heads (+-1 pt)
     Fig. 3             block-mass map of one head before / after permutation, selected blocks outlined
+    Fig. 6 (target)    with --targets: oracle coverage vs density when keys (K), queries (Q) or both
+                       (K+Q, Q+K) are permuted; definitions in src/analysis/permutations.py
 
     python experiments/analysis_coverage.py --model smollm2 --lengths 8192 --layers 0 7 14 21 29 \
         --out results/analysis/smollm2_8k                                          # CPU, minutes
     python experiments/analysis_coverage.py --model llama3.1-8b --lengths 8192 16384 32768 \
         --out $OUT/analysis                                                        # GPU
     python experiments/analysis_coverage.py --qkv qkv_8k.pt --lengths 8192 --out /tmp/analysis  # capture files
+    python experiments/analysis_coverage.py --qkv qkv_8k.pt --lengths 8192 --targets K Q K+Q Q+K \
+        --out /tmp/analysis                                                        # + Fig. 6 targets
 
 Inputs: post-RoPE q, k of the chosen layers (all by default) from one RULER prompt per length,
 captured with experiments/capture_qkv.py's `capture`, or `--qkv` files ({q, k, v} [1, H, L, D], one
@@ -17,8 +21,9 @@ layer each). Per layer, the true attention is summed per query block once; every
 masses follow from it (src/analysis/coverage.py). Oracle budgets are global per head (the density a
 head needs to reach a coverage). The baseline and permuted methods (conf/method/*.yaml, default
 meanpooling vs pbs) run their own permuter and selector for Table 5 and the map; the selectors of
-`--selector-methods` run on every strategy's key order for Fig. 1's markers. Writes
-<out>/analysis.json and PNGs, prints the tables.
+`--selector-methods` run on every strategy's key order for Fig. 1's markers. Each `--targets` entry
+(none by default) costs one more pass over the true attention per layer when it permutes queries.
+Writes <out>/analysis.json and PNGs, prints the tables.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from src.analysis.coverage import (  # noqa: E402
     query_block_attention,
     selector_coverage,
 )
-from src.analysis.permutations import STRATEGIES, order_keys  # noqa: E402
+from src.analysis.permutations import PERMUTATION_TARGETS, STRATEGIES, order_keys, order_target  # noqa: E402
 from src.analysis.sparsity import classify_gains, selected_block_counts, sparsity_gain  # noqa: E402
 from src.configs import group_config  # noqa: E402
 from src.eval.results import git_commit  # noqa: E402
@@ -100,6 +105,24 @@ def oracle_numbers(
     return {"density_at_coverage": needed, "curve": {"density": curve_density, "coverage": curve_coverage}}
 
 
+def target_numbers(
+    q: torch.Tensor, k: torch.Tensor, rows: torch.Tensor, scale: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Fig. 6: oracle numbers per permutation target. `rows` (queries in order) is reused when a
+    target leaves queries in order; a query order needs its own pass over the true attention."""
+    numbers = {}
+    for target in args.targets:
+        order = order_target(target, q, k, scale=scale, block_size=args.block, segment_size=args.segment)
+        target_rows = rows
+        if order.query_perm is not None:
+            target_rows = query_block_attention(
+                q, k, scale=scale, block_size=args.block, query_perm=order.query_perm
+            )
+        masses = block_masses(target_rows, order.key_perm, args.block)
+        numbers[target] = oracle_numbers(masses, order.segment_size, q.shape[2], args)
+    return numbers
+
+
 def method_plan(
     method: Any, q: torch.Tensor, k: torch.Tensor, rows: torch.Tensor, scale: float, block: int
 ) -> dict[str, Any]:
@@ -149,6 +172,8 @@ def analyse_layer(
             "coverage": plan["coverage"][0].tolist(),
             "density": plan["density"][0].tolist(),
         }
+    if args.targets:
+        record["targets"] = target_numbers(q, k, rows, scale, args)
     if map_head is None:
         return record, None
     panels = [
@@ -163,12 +188,40 @@ def analyse_layer(
     return record, panels
 
 
+def needed_density(layers: dict[int, dict[str, Any]], section: str, name: str, coverage: float) -> torch.Tensor:
+    """Density each head needs to reach `coverage`, [layers, heads] in layer order, from the layer
+    records' `section` ("oracle": strategies, "targets": permutation targets)."""
+    return torch.tensor(
+        [layers[i][section][name]["density_at_coverage"][str(coverage)] for i in sorted(layers)]
+    )
+
+
+def mean_curve(curves: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """The layer mean of oracle coverage-density curves (all on the same density grid)."""
+    return {key: np.mean([c[key] for c in curves], 0).tolist() for key in ("density", "coverage")}
+
+
+def summarise_targets(layers: dict[int, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Fig. 6 numbers per permutation target: the layer-mean curve, the mean density needed per
+    coverage and the mean sparsity gain (pt) over no permutation (Table 4's measure)."""
+    baseline = {str(c): needed_density(layers, "oracle", BASELINE, c) for c in args.coverages}
+    needed = {t: {str(c): needed_density(layers, "targets", t, c) for c in args.coverages} for t in args.targets}
+    return {
+        "curves": {t: mean_curve([layers[i]["targets"][t]["curve"] for i in sorted(layers)]) for t in args.targets},
+        "density_at_coverage": {t: {c: mean_over_heads(d) for c, d in by_c.items()} for t, by_c in needed.items()},
+        "gain": {
+            t: {c: mean_over_heads(sparsity_gain(baseline[c], d)) for c, d in by_c.items()}
+            for t, by_c in needed.items()
+        },
+    }
+
+
 def summarise(layers: dict[int, dict[str, Any]], length: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Fig. 1, Table 4, Fig. 7-8, Table 6 and Table 5 numbers of one length from its layer records."""
+    """Fig. 1, Table 4, Fig. 7-8, Table 6, Table 5 (and Fig. 6 targets) numbers of one length."""
     order = sorted(layers)
 
     def needed(strategy: str, coverage: float) -> torch.Tensor:
-        return torch.tensor([layers[i]["oracle"][strategy]["density_at_coverage"][str(coverage)] for i in order])
+        return needed_density(layers, "oracle", strategy, coverage)
 
     def heads(role: str, field: str) -> torch.Tensor:
         return torch.tensor([layers[i]["methods"][role][field] for i in order])
@@ -181,15 +234,9 @@ def summarise(layers: dict[int, dict[str, Any]], length: int, args: argparse.Nam
         mean_over_heads(heads("permuted", "density")),
     )
     counts = selected_block_counts(length, args.block, density_without, density_with)
-    return {
+    summary = {
         "layers": order,
-        "figure1": {
-            s: {
-                key: np.mean([layers[i]["oracle"][s]["curve"][key] for i in order], 0).tolist()
-                for key in ("density", "coverage")
-            }
-            for s in args.strategies
-        },
+        "figure1": {s: mean_curve([layers[i]["oracle"][s]["curve"] for i in order]) for s in args.strategies},
         "figure1_selectors": {
             m: {
                 s: {
@@ -214,6 +261,9 @@ def summarise(layers: dict[int, dict[str, Any]], length: int, args: argparse.Nam
             "coverage_with": mean_over_heads(heads("permuted", "coverage")),
         },
     }
+    if args.targets:
+        summary["figure6"] = summarise_targets(layers, args)
+    return summary
 
 
 class Panel(NamedTuple):
@@ -254,19 +304,27 @@ def plot_lines(
     fig.savefig(path, dpi=150)
 
 
+def coverage_panels(curves: dict[str, dict[str, list[float]]], tag: str) -> list[Panel]:
+    """Fig. 1's two charts of coverage vs density (%) curves: the whole range and a zoom on 0.8-1."""
+    series = {name: ([100 * d for d in c["density"]], c["coverage"]) for name, c in curves.items()}
+    return [Panel(f"oracle blocks, {tag}", series), Panel(f"zoom, {tag}", series, (0.8, 1.0))]
+
+
 def write_figures(out: Path, summaries: dict[int, dict[str, Any]], args: argparse.Namespace) -> None:
-    """Fig. 1, 7, 8 per length and Fig. 5 over lengths."""
+    """Fig. 1, 7, 8 (and Fig. 6 targets when computed) per length and Fig. 5 over lengths."""
     for length, s in summaries.items():
         tag = length_label(length)
-        curves = {name: ([100 * d for d in c["density"]], c["coverage"]) for name, c in s["figure1"].items()}
         marks = {
             f"{m} / {st}": (100 * p["density"], p["coverage"])
             for m, by_s in s["figure1_selectors"].items()
             for st, p in by_s.items()
             if st in (BASELINE, PBS_STRATEGY)
         }
-        fig1 = [Panel(f"oracle blocks, {tag}", curves), Panel(f"zoom, {tag}", curves, (0.8, 1.0))]
+        fig1 = coverage_panels(s["figure1"], tag)
         plot_lines(out / f"fig1_coverage_vs_density_{tag}.png", fig1, "density (%)", "coverage", marks)
+        if "figure6" in s:
+            fig6 = coverage_panels({BASELINE: s["figure1"][BASELINE], **s["figure6"]["curves"]}, tag)
+            plot_lines(out / f"fig6_target_coverage_vs_density_{tag}.png", fig6, "density (%)", "coverage")
         panels = [
             Panel(f"coverage {c}", {st: (s["layers"], by_c[c]) for st, by_c in s["figure7"].items()})
             for c in map(str, args.coverages)
@@ -286,8 +344,19 @@ def write_figures(out: Path, summaries: dict[int, dict[str, Any]], args: argpars
     plot_lines(out / "fig5_density_vs_length.png", fig5, "context length (tokens)", "block density")
 
 
+def print_gain_table(title: str, label: str, gains: dict[str, dict[str, float]], coverages: list[str]) -> None:
+    """One row per strategy or target: its mean sparsity gain (pt) at each coverage."""
+    print(f"\n{title}")
+    print(
+        tabulate(
+            [[name, *(round(g[c], 2) for c in coverages)] for name, g in gains.items()],
+            headers=[label, *(f"C={c}" for c in coverages)],
+        )
+    )
+
+
 def print_tables(summaries: dict[int, dict[str, Any]], args: argparse.Namespace) -> None:
-    """Tables 4, 5, 6 (ours; Table 5 with the paper's reduction beside it)."""
+    """Tables 4, 5, 6 (ours; Table 5 with the paper's reduction beside it) and Fig. 6's targets."""
     paper = {row.context: row.reduction_pct for row in load_table("table5_selected_blocks").itertuples()}
     rows5 = []
     for length, s in sorted(summaries.items()):
@@ -304,13 +373,11 @@ def print_tables(summaries: dict[int, dict[str, Any]], args: argparse.Namespace)
         )
         coverages = list(map(str, args.coverages))
         tag = length_label(length)
-        print(f"\nTable 4 ({tag}, {args.task}): mean sparsity gain (pt) vs no permutation, oracle blocks")
-        print(
-            tabulate(
-                [[st, *(round(g[c], 2) for c in coverages)] for st, g in s["table4"].items()],
-                headers=["strategy", *(f"C={c}" for c in coverages)],
-            )
-        )
+        title = f"Table 4 ({tag}, {args.task}): mean sparsity gain (pt) vs no permutation, oracle blocks"
+        print_gain_table(title, "strategy", s["table4"], coverages)
+        if "figure6" in s:
+            title = f"Fig. 6 ({tag}): mean sparsity gain (pt) vs no permutation per permutation target"
+            print_gain_table(title, "target", s["figure6"]["gain"], coverages)
         print(f"\nTable 6 ({tag}): heads by gain at coverage {args.head_coverage}, +-{args.tolerance} pt")
         print(
             tabulate(
@@ -343,6 +410,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--segment", type=int, default=256)
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES.names())
+    parser.add_argument(
+        "--targets",
+        nargs="*",
+        default=[],
+        choices=PERMUTATION_TARGETS,
+        help="Fig. 6 permutation targets to add (default: none), e.g. K Q K+Q Q+K",
+    )
     parser.add_argument("--selector-methods", nargs="*", default=["meanpooling", "xattention"])
     parser.add_argument("--baseline-method", default="meanpooling")
     parser.add_argument("--permuted-method", default="pbs")
@@ -369,8 +443,9 @@ def parse_args() -> argparse.Namespace:
 
 @torch.inference_mode()
 def replot(out: Path) -> None:
-    """Fig. 1, 5, 7, 8 and Tables 4-6 again from a committed analysis.json, with the arguments it
-    was computed with (Fig. 3's attention maps need the captured q, k and are not redrawn)."""
+    """Fig. 1, 5, 7, 8 (and 6 when targets were run) and Tables 4-6 again from a committed
+    analysis.json, with the arguments it was computed with (Fig. 3's attention maps need the
+    captured q, k and are not redrawn)."""
     path = out / "analysis.json"
     if not path.is_file():
         raise SystemExit(f"--replot: no {path}; run the analysis first")

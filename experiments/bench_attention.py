@@ -14,23 +14,47 @@ model instead (experiments/capture_qkv.py). Every figure's ratio is to SDPA meas
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from triton.errors import TritonError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.timing import median_ms, write_record  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
 from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
+from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.attention.plan import causal_block_count  # noqa: E402
 from src.configs import group_config  # noqa: E402
 from src.attention.select.common import causal_block_layout  # noqa: E402
+
+# What a kernel raises for a launch shape it cannot run (a check of ours, or Triton at compile time).
+TILE_ERRORS = (ValueError, TritonError)
+
+
+def parse_tile(text: str) -> TileShape:
+    """argparse type of the tile options: "M,N,WARPS,STAGES" as four positive ints."""
+    try:
+        tile = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        tile = ()
+    if len(tile) != 4 or min(tile) < 1:
+        raise argparse.ArgumentTypeError(f"tile {text!r} is not M,N,WARPS,STAGES (four positive ints)")
+    return tile
+
+
+def tile_label(tile: TileShape | None) -> str:
+    """A tile as it appears in row names: "M,N,WARPS,STAGES", or "default" for the kernel's own."""
+    return "default" if tile is None else ",".join(map(str, tile))
+
 
 def random_segment_permutation(batch: int, heads: int, length: int, segment: int, gen: torch.Generator) -> torch.Tensor:
     """Random key order inside each full segment; the tail stays in place. int64 [B, H, L]."""
@@ -80,7 +104,44 @@ def attention_tflops(length: int, heads: int, dim: int, density: float) -> float
     return 4 * heads * dim * (length * (length + 1) / 2) * density / 1e12
 
 
+def error_note(error: Exception) -> str:
+    """The error's type and last message line (a Triton compile error ends with its cause)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[-1] if lines else ''}"
+
+
+def add_timing(
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    length: int,
+    name: str,
+    fn: Callable[[], object],
+    density: float | None,
+    skip: tuple[type[Exception], ...] = (),
+) -> None:
+    """Append a row with fn's median time (and attention TFLOP/s when density is given).
+
+    Running out of GPU memory, or an error in `skip` (a tile the kernel rejects), records ms None
+    with a note instead, so one failed measurement does not end the run.
+    """
+    row: dict[str, Any] = {"length": length, "name": name, "density": None if density is None else round(density, 4)}
+    try:
+        ms = median_ms(fn, budget_ms=args.budget_ms)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        rows.append({**row, "ms": None, "note": "OOM"})
+        return
+    except skip as error:
+        rows.append({**row, "ms": None, "note": error_note(error)})
+        return
+    row["ms"] = round(ms, 4)
+    if density is not None:
+        row["tflops"] = round(attention_tflops(length, args.heads, args.head_dim, density) / (ms / 1e3), 1)
+    rows.append(row)
+
+
 def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+    """SDPA, our kernel dense (and at each `--tiles` shape) and sparse at each density, on random inputs."""
     gen = torch.Generator().manual_seed(length)
     shape_q = (1, args.heads, length, args.head_dim)
     shape_kv = (1, args.kv_heads, length, args.head_dim)
@@ -88,18 +149,7 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
     k = torch.randn(shape_kv, generator=gen).to(device, dtype)
     v = torch.randn(shape_kv, generator=gen).to(device, dtype)
     rows: list[dict[str, Any]] = []
-
-    def add(name: str, fn: Any, density: float) -> None:
-        try:
-            ms = median_ms(fn, budget_ms=args.budget_ms)
-        except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            rows.append({"length": length, "name": name, "density": density, "ms": None, "note": "OOM"})
-            return
-        rows.append(
-            {"length": length, "name": name, "density": round(density, 4), "ms": round(ms, 4),
-             "tflops": round(attention_tflops(length, args.heads, args.head_dim, density) / (ms / 1e3), 1)}
-        )
+    add = functools.partial(add_timing, rows, args, length)
 
     sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # noqa: E731
     add("sdpa_dense", sdpa, 1.0)
@@ -108,9 +158,13 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
     for backend in backends:
         add(f"{backend}_dense", lambda: block_sparse_attention(q, k, v, full, block_size=args.block, backend=backend), 1.0)
     for tile in args.tiles:
-        m, n, warps, stages = (int(x) for x in tile.split(","))
-        config = TileConfig(block_m=m, block_n=n, num_warps=warps, num_stages=stages)
-        add(f"triton_dense_tile[{tile}]", lambda: block_sparse_attention_triton(q, k, v, full, block_size=args.block, config=config), 1.0)
+        config = TileConfig(*tile)
+        add(
+            f"triton_dense_tile[{tile_label(tile)}]",
+            lambda: block_sparse_attention_triton(q, k, v, full, block_size=args.block, config=config),
+            1.0,
+            skip=TILE_ERRORS,
+        )
     perm = random_segment_permutation(1, args.heads, length, args.segment, gen).to(device)
     for density in args.densities:
         mask = random_block_mask(1, args.heads, length, args.block, args.segment, density, gen).to(device)
@@ -141,13 +195,22 @@ def method_cfg(name: str, args: argparse.Namespace, overrides: dict[str, Any]) -
     return cfg
 
 
-def method_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
-    """Estimation (permutation + selection) and attention time of every sparse method."""
+def method_inputs(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """q, k, v of the method rows: the first `length` tokens of `--qkv`, or structured random ones."""
     if args.qkv:
         captured = torch.load(args.qkv)
-        q, k, v = (captured[n][..., :length, :].to(device, dtype).contiguous() for n in ("q", "k", "v"))
-    else:
-        q, k, v = structured_qkv(1, args.heads, args.kv_heads, length, args.head_dim, dtype, device, seed=length)
+        return tuple(captured[n][..., :length, :].to(device, dtype).contiguous() for n in ("q", "k", "v"))
+    return structured_qkv(1, args.heads, args.kv_heads, length, args.head_dim, dtype, device, seed=length)
+
+
+def mean_density(plan: Any, length: int) -> float:
+    """A plan's computed fraction of causal pairs, averaged over batch and heads."""
+    return float(torch.as_tensor(plan.density(length)).float().mean())
+
+
+def method_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+    """Estimation (permutation + selection) and attention time of every sparse method."""
+    q, k, v = method_inputs(args, length, device, dtype)
     scale = q.shape[-1] ** -0.5
     rows: list[dict[str, Any]] = []
     for spec in args.methods:
@@ -157,7 +220,7 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
         segment = method.permuter.segment_size
         key_perm = method.permuter(q, k, scale=scale)
         plan = method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)
-        density = float(torch.as_tensor(plan.density(length)).float().mean())
+        density = mean_density(plan, length)
         permute_ms = median_ms(lambda: method.permuter(q, k, scale=scale), budget_ms=args.budget_ms)
         select_ms = median_ms(
             lambda: method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale), budget_ms=args.budget_ms
@@ -172,6 +235,54 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
     return rows
 
 
+def time_xattention_tiles(add: Callable[..., None], args: argparse.Namespace, q: torch.Tensor, k: torch.Tensor, scale: float) -> None:
+    """XAttention's Triton estimate at its default tile and each `--xattn-tiles` shape.
+
+    The estimate is the xattention method's selector's block mass over all query blocks (its
+    stride, block size and chunks), without the threshold step that follows it.
+    """
+    xattention = build_method(method_cfg("xattention", args, {}))
+    key_perm = xattention.permuter(q, k, scale=scale)
+
+    def estimate(tile: TileShape | None) -> None:
+        config = None if tile is None else TileConfig(*tile)
+        for _ in xattention.selector.block_masses(q, k, key_perm=key_perm, scale=scale, backend="triton", config=config):
+            pass
+
+    for tile in [None, *args.xattn_tiles]:
+        add(f"xattn_estimate_tile[{tile_label(tile)}]", functools.partial(estimate, tile), None)
+
+
+def time_minference_tiles(
+    add: Callable[..., None], args: argparse.Namespace, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+) -> None:
+    """MInference's vertical-slash attention at its default tile and each `--vs-tiles` shape, on
+    the plan the minference method selects for these inputs (built once)."""
+    minference = build_method(method_cfg("minference", args, {}))
+    key_perm = minference.permuter(q, k, scale=scale)
+    plan = minference.selector(q, k, key_perm=key_perm, segment_size=minference.permuter.segment_size, scale=scale)
+    density = mean_density(plan, q.shape[2])
+    for tile in [None, *args.vs_tiles]:
+        attend = functools.partial(
+            vertical_slash_attention_triton, q, k, v, plan.vertical_indices, plan.slash_offsets, scale=scale, tile=tile
+        )
+        add(f"minference_attention_tile[{tile_label(tile)}]", attend, density)
+
+
+def tile_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+    """Tile sweeps of two baseline kernels on the method rows' inputs; a tile a kernel cannot run
+    gets a row with ms None and the reason."""
+    q, k, v = method_inputs(args, length, device, dtype)
+    scale = q.shape[-1] ** -0.5
+    rows: list[dict[str, Any]] = []
+    add = functools.partial(add_timing, rows, args, length, skip=TILE_ERRORS)
+    if args.xattn_tiles:
+        time_xattention_tiles(add, args, q, k, scale)
+    if args.vs_tiles:
+        time_minference_tiles(add, args, q, k, v, scale)
+    return rows
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     sdpa = {r["length"]: r["ms"] for r in rows if r["name"] == "sdpa_dense"}
     for row in rows:
@@ -181,7 +292,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    cols = ["length", "name", "density", "ms", "ratio_to_sdpa", "tflops", "permute_ms", "select_ms", "attention_ms"]
+    cols = ["length", "name", "density", "ms", "ratio_to_sdpa", "tflops", "permute_ms", "select_ms", "attention_ms", "note"]
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join("" if row.get(c) is None else str(row.get(c)) for c in cols))
@@ -200,7 +311,15 @@ def main() -> None:
     parser.add_argument("--method-lengths", type=int, nargs="*", default=None, help="lengths for method rows (default: --lengths)")
     parser.add_argument("--qkv", default=None, help="torch file with captured q, k, v [1, H, L, D] (replaces structured inputs)")
     parser.add_argument("--no-flex", action="store_true")
-    parser.add_argument("--tiles", nargs="*", default=[], help="extra triton tile shapes to time at density 1: M,N,WARPS,STAGES")
+    parser.add_argument("--tiles", nargs="*", type=parse_tile, default=[], help="extra triton tile shapes to time at density 1: M,N,WARPS,STAGES")
+    parser.add_argument(
+        "--xattn-tiles", nargs="*", type=parse_tile, default=[],
+        help="tiles M,N,WARPS,STAGES at which to time XAttention's Triton estimate (and its default), at --method-lengths",
+    )
+    parser.add_argument(
+        "--vs-tiles", nargs="*", type=parse_tile, default=[],
+        help="tiles M,N,WARPS,STAGES at which to time MInference's vertical-slash attention (and its default), at --method-lengths",
+    )
     parser.add_argument("--budget-ms", type=float, default=1500.0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -211,6 +330,8 @@ def main() -> None:
     stages = [("kernels", length, kernel_rows) for length in args.lengths]
     method_lengths = args.method_lengths if args.method_lengths is not None else args.lengths
     stages += [("methods", length, method_rows) for length in method_lengths]
+    if args.xattn_tiles or args.vs_tiles:
+        stages += [("tiles", length, tile_rows) for length in method_lengths]
     for stage, length, measure in stages:
         rows += measure(args, length, device, dtype)
         add_ratios(rows)

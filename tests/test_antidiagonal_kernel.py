@@ -12,6 +12,7 @@ import torch
 
 from src.attention.kernels.antidiagonal_scores import (
     TileConfig,
+    antidiagonal_block_mass,
     antidiagonal_block_mass_reference,
     antidiagonal_block_mass_triton,
     resolve_backend,
@@ -107,6 +108,42 @@ def test_selector_plans_agree_across_backends(perm_heads: str | None) -> None:
     ]
     assert torch.equal(plans[0].block_mask, plans[1].block_mask)
     assert plans[1].block_mask.float().mean() < 0.9
+
+
+def test_overridden_tile_gives_the_default_block_mass() -> None:
+    """The selector's chunked estimate (what bench_attention.py --xattn-tiles times) is the same
+    mass at any valid tile, two chunks of query blocks included."""
+    case = Case(1, 4, 2, 250, 16, 32, 4, "kv")
+    q, k, perm = case_inputs(case, seed=5)
+    selector = AntidiagonalSelector(block_size=32, stride=4, chunk_size=128, backend="triton")
+
+    def chunks(config: TileConfig | None) -> list[tuple[slice, torch.Tensor]]:
+        return list(selector.block_masses(q, k, key_perm=perm, scale=0.25, config=config))
+
+    default = chunks(None)
+    assert [rows for rows, _ in default] == [slice(0, 4), slice(4, 8)]
+    for (rows, expected), (tile_rows, got) in zip(default, chunks(TileConfig(32, 16, 2, 1)), strict=True):
+        assert tile_rows == rows
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("config", "backend", "message"),
+    [
+        (TileConfig(48, 16, 4, 1), "triton", "block_m 48 must be a power of two >= 16"),
+        (TileConfig(16, 8, 4, 1), "triton", "block_n 8 must be a power of two >= 16"),
+        (TileConfig(16, 16, 4, 1), "triton", "multiple of block_size / stride = 32"),
+        (TileConfig(16, 32, 3, 1), "triton", "num_warps 3 must be a power of two"),
+        (TileConfig(16, 32, 4, 0), "triton", "num_stages 0 must be >= 1"),
+        (SMALL_TILE, "torch", "triton backend only"),
+    ],
+)
+def test_bad_tile_is_refused(config: TileConfig, backend: str, message: str) -> None:
+    q = torch.zeros(1, 2, 256, 16, device=DEVICE)
+    with pytest.raises(ValueError, match=message):
+        antidiagonal_block_mass(
+            q, q, None, block_size=128, stride=4, scale=0.25, row_blocks=slice(0, 2), backend=backend, config=config
+        )
 
 
 def test_backend_choice_and_errors() -> None:

@@ -37,7 +37,8 @@ def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run_script(
         "bench_attention.py", "--lengths", "256", "--heads", "2", "--kv-heads", "1", "--head-dim", "64",
-        "--block", "64", "--segment", "128", "--densities", "0.3", "--methods", "pbs:head", "meanpooling", "--no-flex", "--budget-ms", "1", "--out", str(out),
+        "--block", "64", "--segment", "128", "--densities", "0.3", "--methods", "pbs:head", "meanpooling", "--no-flex",
+        "--xattn-tiles", "16,16,4,1", "48,16,4,1", "--vs-tiles", "32,32,4,1", "--budget-ms", "1", "--out", str(out),
     )
     rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
     assert {"sdpa_dense", "triton_dense", "triton_sparse_perm", "method:pbs:head", "method:meanpooling"} <= set(rows)
@@ -45,10 +46,17 @@ def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
     method = rows["method:pbs:head"]
     assert method["ms"] == round(method["permute_ms"] + method["select_ms"] + method["attention_ms"], 4)
     assert 0.0 < method["density"] <= 1.5
+    timed = ["xattn_estimate_tile[default]", "xattn_estimate_tile[16,16,4,1]",
+             "minference_attention_tile[default]", "minference_attention_tile[32,32,4,1]"]
+    for name in timed:
+        assert rows[name]["ms"] > 0 and rows[name]["ratio_to_sdpa"] == round(rows[name]["ms"] / rows["sdpa_dense"]["ms"], 3)
+    assert 0.0 < rows["minference_attention_tile[32,32,4,1]"]["density"] <= 1.0
+    refused = rows["xattn_estimate_tile[48,16,4,1]"]
+    assert refused["ms"] is None and "power of two" in refused["note"]
 
 
 def test_coverage_analysis_on_captured_tensors_and_replot(tmp_path: Path) -> None:
-    """Fig. 1/5/7/8 and Tables 4-6 from two captured layers; --replot redraws them from analysis.json."""
+    """Fig. 1/5/6/7/8 and Tables 4-6 from two captured layers; --replot redraws them from analysis.json."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -60,13 +68,22 @@ def test_coverage_analysis_on_captured_tensors_and_replot(tmp_path: Path) -> Non
     out = tmp_path / "analysis"
     run_script(
         "analysis_coverage.py", "--qkv", *files, "--lengths", "448", "--block", "64", "--segment", "128",
-        "--selector-methods", "meanpooling", "--out", str(out),
+        "--selector-methods", "meanpooling", "--targets", "K", "Q", "K+Q", "Q+K", "--out", str(out),
     )
     results = json.loads((out / "analysis.json").read_text())
     summary = results["448"]["summary"]
     assert summary["table5"]["total_causal_blocks"] == 28
     assert {"none", "last_block"} <= set(summary["figure1"])
-    figure = out / "fig1_coverage_vs_density_448.png"
-    figure.unlink()
+    targets = ["K", "Q", "K+Q", "Q+K"]
+    for layer in results["448"]["layers"].values():
+        assert list(layer["targets"]) == targets
+        assert len(layer["targets"]["Q"]["density_at_coverage"]["0.9"]) == 2  # one density per head
+    assert set(summary["figure6"]) == {"curves", "density_at_coverage", "gain"}
+    assert list(summary["figure6"]["gain"]) == targets
+    assert summary["figure6"]["gain"]["K"] == summary["table4"]["last_block"]
+    figures = [out / "fig1_coverage_vs_density_448.png", out / "fig6_target_coverage_vs_density_448.png"]
+    for figure in figures:
+        figure.unlink()
     replot = run_script("analysis_coverage.py", "--replot", "--out", str(out))
-    assert figure.is_file() and "Table 5" in replot.stdout
+    assert all(figure.is_file() for figure in figures)
+    assert "Table 5" in replot.stdout and "per permutation target" in replot.stdout

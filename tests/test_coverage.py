@@ -1,8 +1,9 @@
-"""Coverage vs density, key-permutation strategies and attention maps against brute force.
+"""Coverage vs density, key-permutation strategies, permutation targets and attention maps
+against brute force.
 
 References are written straight from the paper's definitions: the full L x L causal softmax,
-block masses by explicit loops over (query block, permuted key block), and the oracle as a plain
-greedy over a Python list of blocks.
+block masses by explicit loops over (permuted query block, permuted key block), and the oracle as
+a plain greedy over a Python list of blocks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from src.analysis.coverage import (
     query_block_attention,
     selector_coverage,
 )
-from src.analysis.permutations import STRATEGIES, order_keys
+from src.analysis.permutations import PERMUTATION_TARGETS, STRATEGIES, order_keys, order_target
 from src.attention.plan import BlockSparsePlan, causal_block_count
 
 BLOCK, SEGMENT, LENGTH = 16, 32, 200  # 6 full segments and a tail of 8 tokens (a short last block)
@@ -51,19 +52,33 @@ def full_attention(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tens
     return scores.masked_fill(future, float("-inf")).softmax(-1)
 
 
-def brute_masses(attention: torch.Tensor, key_perm: torch.Tensor | None, block: int) -> torch.Tensor:
-    """Block masses by explicit loops: sum of A over query block i x permuted key block j."""
+def brute_masses(
+    attention: torch.Tensor, key_perm: torch.Tensor | None, block: int, query_perm: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Block masses by explicit loops: sum of A over (permuted) query block i x permuted key block j."""
     batch, heads, length, _ = attention.shape
     nb = math.ceil(length / block)
     out = torch.zeros(batch, heads, nb, nb, dtype=torch.float64)
     for b in range(batch):
         for h in range(heads):
-            order = torch.arange(length) if key_perm is None else key_perm[b, h]
+            key_order = torch.arange(length) if key_perm is None else key_perm[b, h]
+            query_order = torch.arange(length) if query_perm is None else query_perm[b, h]
             for i in range(nb):
+                queries = query_order[i * block : (i + 1) * block]
                 for j in range(nb):
-                    keys = order[j * block : (j + 1) * block]
-                    out[b, h, i, j] = attention[b, h, i * block : (i + 1) * block][:, keys].sum()
+                    keys = key_order[j * block : (j + 1) * block]
+                    out[b, h, i, j] = attention[b, h][queries][:, keys].sum()
     return out
+
+
+def assert_within_segments(perm: torch.Tensor, length: int, segment: int) -> None:
+    """perm [B, H, L] is a permutation moving tokens only inside full segments, the tail in place."""
+    assert perm.dtype == torch.int64
+    assert torch.equal(perm.sort(-1).values, torch.arange(length).expand_as(perm))
+    full = (length // segment) * segment
+    position = torch.arange(length)
+    assert torch.equal(perm[..., :full] // segment, (position[:full] // segment).expand(*perm.shape[:-1], -1))
+    assert torch.equal(perm[..., full:], position[full:].expand(*perm.shape[:-1], -1))
 
 
 def segment_of_block(j: int, length: int, block: int, segment: int | None) -> int:
@@ -172,12 +187,8 @@ def test_random_permutation_keeps_every_row_summing_to_one(qk) -> None:
 def test_strategies_return_valid_within_segment_permutations(qk, strategy: str) -> None:
     q, k = qk
     perm = order_keys(strategy, q, k, scale=SCALE, block_size=BLOCK, segment_size=SEGMENT).key_perm
-    assert perm.shape == (2, 4, LENGTH) and perm.dtype == torch.int64
-    assert torch.equal(perm.sort(-1).values, torch.arange(LENGTH).expand_as(perm))
-    full = (LENGTH // SEGMENT) * SEGMENT
-    position = torch.arange(LENGTH)
-    assert torch.equal(perm[..., :full] // SEGMENT, (position[:full] // SEGMENT).expand(2, 4, -1))
-    assert torch.equal(perm[..., full:], position[full:].expand(2, 4, -1))
+    assert perm.shape == (2, 4, LENGTH)
+    assert_within_segments(perm, LENGTH, SEGMENT)
 
 
 @pytest.mark.parametrize(
@@ -342,3 +353,89 @@ def test_meanpool_selector_on_the_identity_order_reproduces_unpermuted_numbers(q
         scale=SCALE,
     )
     torch.testing.assert_close(coverage, torch.ones(2, 4, dtype=torch.float64))
+
+
+def oracle_densities(masses: torch.Tensor, segment: int | None) -> list[torch.Tensor]:
+    """Density the oracle needs for a few coverages, [B, H] each."""
+    return [
+        mask_density(
+            oracle_mask_at_coverage(masses, c, length=LENGTH, block_size=BLOCK, segment_size=segment), LENGTH, BLOCK
+        )
+        for c in (0.5, 0.9, 0.975)
+    ]
+
+
+def test_target_k_is_exactly_the_last_block_strategy(qk) -> None:
+    q, k = qk
+    rows = query_block_attention(q, k, scale=SCALE, block_size=BLOCK)
+    strategy = order_keys("last_block", q, k, scale=SCALE, block_size=BLOCK, segment_size=SEGMENT)
+    target = order_target("K", q, k, scale=SCALE, block_size=BLOCK, segment_size=SEGMENT)
+    assert target.query_perm is None and target.segment_size == strategy.segment_size
+    assert torch.equal(target.key_perm, strategy.key_perm)
+    expected = oracle_densities(block_masses(rows, strategy.key_perm, BLOCK), strategy.segment_size)
+    got = oracle_densities(block_masses(rows, target.key_perm, BLOCK), target.segment_size)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+
+
+def test_identity_query_permutation_changes_nothing(qk) -> None:
+    q, k = qk
+    identity = torch.arange(LENGTH).expand(2, 4, -1)
+    chunk = 3 * BLOCK * LENGTH
+    plain = query_block_attention(q, k, scale=SCALE, block_size=BLOCK, chunk_elements=chunk)
+    same = query_block_attention(q, k, scale=SCALE, block_size=BLOCK, query_perm=identity, chunk_elements=chunk)
+    assert torch.equal(plain, same)
+    key_perm = order_keys("last_block", q, k, scale=SCALE, block_size=BLOCK, segment_size=SEGMENT).key_perm
+    expected = oracle_densities(block_masses(plain, key_perm, BLOCK), SEGMENT)
+    got = oracle_densities(block_masses(same, key_perm, BLOCK), SEGMENT)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+
+
+@pytest.mark.parametrize("target", ["Q", "K+Q", "Q+K"])
+def test_query_permuted_coverage_matches_brute_force(target: str) -> None:
+    length, block, segment = 64, 8, 16
+    q, k = make_qk(seed=5, hq=2, hkv=1, length=length)
+    order = order_target(target, q, k, scale=SCALE, block_size=block, segment_size=segment)
+    assert order.query_perm is not None and not torch.equal(order.query_perm, torch.arange(length).expand(1, 2, -1))
+    rows = query_block_attention(q, k, scale=SCALE, block_size=block, query_perm=order.query_perm)
+    masses = block_masses(rows, order.key_perm, block)
+    expected = brute_masses(full_attention(q, k, SCALE), order.key_perm, block, order.query_perm)
+    torch.testing.assert_close(masses.double(), expected, atol=1e-5, rtol=1e-5)
+    for coverage in (0.6, 0.9, 0.975):
+        mask = oracle_mask_at_coverage(masses, coverage, length=length, block_size=block, segment_size=segment)
+        density, got = mask_density(mask, length, block), mask_coverage(masses, mask)
+        for h in range(2):
+            want = brute_oracle(expected[0, h], length, block, segment, coverage=coverage)
+            assert density[0, h].item() == pytest.approx(want[0])
+            assert got[0, h].item() == pytest.approx(want[1], abs=1e-5)
+
+
+@pytest.mark.parametrize("target", PERMUTATION_TARGETS)
+def test_targets_permute_within_segments_by_their_scores(qk, attention, target: str) -> None:
+    q, k = qk
+    order = order_target(target, q, k, scale=SCALE, block_size=BLOCK, segment_size=SEGMENT)
+    assert order.segment_size == SEGMENT
+    assert (order.key_perm is not None) == ("K" in target) and (order.query_perm is not None) == ("Q" in target)
+    full = (LENGTH // SEGMENT) * SEGMENT
+
+    def sorted_in_segments(scores: torch.Tensor, perm: torch.Tensor) -> bool:
+        permuted = scores.gather(-1, perm)[..., :full].view(2, 4, -1, SEGMENT)
+        return bool((permuted[..., :-1] >= permuted[..., 1:] - 1e-6).all())
+
+    queries_first = target.startswith("Q")
+    natural = torch.arange(LENGTH).expand(2, 4, -1)
+    if order.query_perm is not None:
+        assert_within_segments(order.query_perm, LENGTH, SEGMENT)
+        keys = natural if queries_first else order.key_perm
+        first_block_mass = attention.gather(-1, keys[:, :, None, :BLOCK].expand(-1, -1, LENGTH, -1)).sum(-1)
+        assert sorted_in_segments(first_block_mass, order.query_perm)
+    if order.key_perm is not None:
+        assert_within_segments(order.key_perm, LENGTH, SEGMENT)
+        last = (order.query_perm if queries_first else natural)[..., -BLOCK:]
+        key_scores = attention.gather(2, last[..., None].expand(-1, -1, -1, LENGTH)).mean(2)
+        assert sorted_in_segments(key_scores, order.key_perm)
+
+
+def test_unknown_target_lists_the_allowed_ones(qk) -> None:
+    q, k = qk
+    with pytest.raises(ValueError, match=r"unknown permutation target 'KQ'; allowed: K, Q, K\+Q, Q\+K"):
+        order_target("KQ", q, k, scale=SCALE, block_size=BLOCK, segment_size=SEGMENT)

@@ -2,8 +2,9 @@
 
 The paper's yardstick (arXiv 2510.21270, Sec. 2 Eq. 2, Fig. 1, App. B): for one head the true
 causal attention A = softmax(q k^T * scale) is grouped into B x B blocks, in the permuted key
-order (queries stay in order); a block's mass is the sum of A over it; coverage of a block mask is
-the mass inside it over the total mass, which equals the mean over query rows of the fraction of
+order (queries stay in order, except in the permutation-target ablation of Fig. 6, where they may
+be permuted too); a block's mass is the sum of A over it; coverage of a block mask is the mass
+inside it over the total mass, which equals the mean over query rows of the fraction of
 each row's attention captured (every row sums to 1). Density is computed blocks over the T(T+1)/2
 causal blocks, the convention of `BlockSparsePlan.density`.
 
@@ -16,12 +17,17 @@ own causal blocks). The analysis script uses "global".
 
 Everything works from `query_block_attention`, the attention summed over the queries of each
 query block, [B, H, nq, L]: computed once in chunks of query blocks (memory O(chunk x L)), it
-gives the block masses of any key permutation by a gather and a sum.
+gives the block masses of any key permutation by a gather and a sum. A query permutation changes
+which queries form a block, so it is applied there (one pass per query order). Causal masking is
+always by original positions. Queries, like keys, may only move inside their segment of S tokens,
+so the blocks of a query block's own segment are still the ones holding masked entries, and the
+oracle's forced diagonal (`segment_size` = S) stays right for permuted queries.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -41,39 +47,80 @@ def expand_kv_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.repeat_interleave(num_heads // heads, dim=1)
 
 
+class AttentionRows(NamedTuple):
+    """Causal softmax rows of one head: float32 [rows, L] over keys in original order, for the
+    queries at query_positions[batch, head, start : start + rows]."""
+
+    batch: int
+    head: int
+    start: int
+    probs: torch.Tensor
+
+
+def identity_perm(batch: int, heads: int, length: int, device: torch.device) -> torch.Tensor:
+    """The natural token order, int64 [B, H, L] (a fresh tensor, safe to write into)."""
+    return torch.arange(length, device=device).expand(batch, heads, length).clone()
+
+
+def causal_attention_rows(
+    q: torch.Tensor, k: torch.Tensor, query_positions: torch.Tensor, *, scale: float, rows_per_chunk: int
+) -> Iterator[AttentionRows]:
+    """The causal attention rows of the queries at `query_positions`, one head and at most
+    `rows_per_chunk` rows at a time, so temporaries stay O(rows_per_chunk x L).
+
+    q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order; query_positions: int64 [B, Hq, n],
+    original positions in any order (one order per head). Key t is masked for the query at
+    original position p when t > p, whatever order the queries are visited in: the one place
+    every analysis computes true attention, so causality is handled once.
+    """
+    batch, heads, length, _ = q.shape
+    k = expand_kv_heads(k, heads).float()
+    key_pos = torch.arange(length, device=q.device)
+    positions = query_positions.to(q.device)
+    for b in range(batch):
+        for h in range(heads):
+            for start in range(0, positions.shape[-1], rows_per_chunk):
+                rows = positions[b, h, start : start + rows_per_chunk]
+                scores = (q[b, h, rows].float() @ k[b, h].T) * scale
+                future = key_pos[None, :] > rows[:, None]
+                yield AttentionRows(b, h, start, scores.masked_fill(future, float("-inf")).softmax(-1))
+
+
 def query_block_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     *,
     scale: float,
     block_size: int,
+    query_perm: torch.Tensor | None = None,
     chunk_elements: int = 1 << 26,
 ) -> torch.Tensor:
     """Causal attention probabilities summed over each query block: float32 [B, Hq, nq, L].
 
-    q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order. Entry (i, t) is the attention mass the
-    queries of block i give to key t. Rows are processed one head and at most `chunk_elements`
-    scores at a time (whole query blocks, at least one), so temporaries stay O(chunk x L); the
-    result itself is L/B times smaller than the attention matrix (1 GiB for 32 heads at 32K, B=128).
+    q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order. query_perm: None (queries in order) or
+    int64 [B, Hq or Hkv, L], permuted position -> original query, permuted inside the segments
+    given to the oracle; query block i is then the queries at permuted positions iB..iB+B-1.
+    Entry (i, t) is the attention mass the queries of block i give to key t (original order).
+    Rows are processed one head and at most `chunk_elements` scores at a time (whole query blocks,
+    at least one), so temporaries stay O(chunk x L); the result itself is L/B times smaller than
+    the attention matrix (1 GiB for 32 heads at 32K, B=128).
     """
     batch, heads, length, _ = q.shape
     nq = num_blocks(length, block_size)
-    k = expand_kv_heads(k, heads).float()
+    if query_perm is None:
+        positions = identity_perm(batch, heads, length, q.device)
+    else:
+        positions = expand_kv_heads(query_perm, heads)
     rows_per_chunk = max(1, chunk_elements // (length * block_size)) * block_size
     out = torch.zeros(batch, heads, nq, length, dtype=torch.float32, device=q.device)
-    key_pos = torch.arange(length, device=q.device)
-    for start in range(0, length, rows_per_chunk):
-        stop = min(start + rows_per_chunk, length)
-        query_pos = torch.arange(start, stop, device=q.device)
-        future = key_pos[None, :] > query_pos[:, None]
-        padded_rows = num_blocks(stop - start, block_size) * block_size
-        for b in range(batch):
-            for h in range(heads):
-                scores = (q[b, h, start:stop].float() @ k[b, h].T) * scale
-                probs = scores.masked_fill(future, float("-inf")).softmax(-1)
-                probs = torch.nn.functional.pad(probs, (0, 0, 0, padded_rows - (stop - start)))
-                first = start // block_size
-                out[b, h, first : first + padded_rows // block_size] = probs.view(-1, block_size, length).sum(1)
+    for chunk in causal_attention_rows(q, k, positions, scale=scale, rows_per_chunk=rows_per_chunk):
+        rows = chunk.probs.shape[0]
+        padded_rows = num_blocks(rows, block_size) * block_size
+        probs = torch.nn.functional.pad(chunk.probs, (0, 0, 0, padded_rows - rows))
+        first = chunk.start // block_size
+        out[chunk.batch, chunk.head, first : first + padded_rows // block_size] = probs.view(
+            -1, block_size, length
+        ).sum(1)
     return out
 
 

@@ -1,4 +1,5 @@
-"""Key-permutation strategies the paper compares (arXiv 2510.21270, Sec. 2.2, Fig. 1, Table 4).
+"""Key-permutation strategies the paper compares (arXiv 2510.21270, Sec. 2.2, Fig. 1, Table 4), and
+the permutation targets of its Fig. 6 ablation (keys, queries or both).
 
 Every strategy reorders keys only inside full segments of `segment_size` tokens (the tail of
 L mod S tokens stays in place) and leaves queries in order, so causality between segments holds:
@@ -16,16 +17,34 @@ L mod S tokens stays in place) and leaves queries in order, so causality between
                   registered "segmented_key" permuter of src/attention/permute.py
 
 Heads are permuted independently (one permutation per query head, the paper's default).
+
+Permutation targets (the paper's Fig. 6 ablation: which side is permuted). Every target permutes
+inside full segments of S tokens (the tail of L mod S tokens stays in place, so causality between
+segments holds), one side after the other, each step scored on the order the previous one left;
+causal masking is always by original positions:
+
+    K    keys only: PBS-Attn's default, exactly the last_block strategy
+    Q    queries only
+    K+Q  keys first, then queries scored on the key-permuted attention
+    Q+K  queries first, then keys scored using the query-permuted order
+
+The paper does not spell out how queries are scored, so these are our definitions. A key step
+sorts keys by descending mean causal attention from the last B queries, "last" meaning the last
+query block in the current query order (the last B original queries when queries are unpermuted,
+which is PBS-Attn's own permuter, reused as is). A query step sorts queries (descending, stable)
+by the attention mass each puts on the first key block in the current key order: the block holding
+the attention sink, visible to every query, so the queries that lean on the sink gather into the
+first blocks of their segment and the others into the last ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from src.analysis.coverage import expand_kv_heads
+from src.analysis.coverage import causal_attention_rows, expand_kv_heads, identity_perm
 from src.attention.components import PERMUTERS
 from src.attention.permute import sort_within_segments
 from src.attention.select.common import mean_pool_blocks
@@ -63,26 +82,45 @@ def check_segments(block_size: int, segment_size: int) -> None:
         raise ValueError(f"segment_size {segment_size} must be a positive multiple of block_size {block_size}")
 
 
-def identity_perm(batch: int, heads: int, length: int, device: torch.device) -> torch.Tensor:
-    """The natural key order, int64 [B, H, L]."""
-    return torch.arange(length, device=device).expand(batch, heads, length).clone()
-
-
 def mean_attention(
     q: torch.Tensor, k: torch.Tensor, query_positions: torch.Tensor, *, scale: float, chunk_elements: int = 1 << 26
 ) -> torch.Tensor:
-    """Mean causal softmax attention over keys of the queries at `query_positions`: float32 [B, Hq, L]."""
+    """Mean causal softmax attention over keys of the queries at `query_positions`: float32 [B, Hq, L].
+
+    query_positions: original positions, int64 [n] (the same queries for every head) or [B, Hq, n]
+    (one set per head, e.g. the last block of a per-head query order).
+    """
     batch, heads, length, _ = q.shape
-    k = expand_kv_heads(k, heads).float()
-    key_pos = torch.arange(length, device=q.device)
-    per_chunk = max(1, chunk_elements // (batch * heads * length))
+    positions = query_positions.expand(batch, heads, -1)
+    rows_per_chunk = max(1, chunk_elements // length)
     total = torch.zeros(batch, heads, length, dtype=torch.float32, device=q.device)
-    for start in range(0, query_positions.numel(), per_chunk):
-        positions = query_positions[start : start + per_chunk].to(q.device)
-        scores = (q[:, :, positions].float() @ k.transpose(-1, -2)) * scale
-        future = key_pos[None, :] > positions[:, None]
-        total += scores.masked_fill(future, float("-inf")).softmax(-1).sum(-2)
-    return total / query_positions.numel()
+    for chunk in causal_attention_rows(q, k, positions, scale=scale, rows_per_chunk=rows_per_chunk):
+        total[chunk.batch, chunk.head] += chunk.probs.sum(0)
+    return total / positions.shape[-1]
+
+
+def first_block_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    key_perm: torch.Tensor | None,
+    *,
+    scale: float,
+    block_size: int,
+    chunk_elements: int = 1 << 26,
+) -> torch.Tensor:
+    """Causal attention mass each query (original order) puts on the first key block of the key
+    order `key_perm` (None: natural order; else int64 [B, Hq or Hkv, L]): float32 [B, Hq, L].
+    The score of a query step (module docstring)."""
+    batch, heads, length, _ = q.shape
+    keys = identity_perm(batch, heads, length, q.device) if key_perm is None else expand_kv_heads(key_perm, heads)
+    first = keys[..., :block_size].to(q.device)
+    mass = torch.zeros(batch, heads, length, dtype=torch.float32, device=q.device)
+    queries = identity_perm(batch, heads, length, q.device)
+    rows_per_chunk = max(1, chunk_elements // length)
+    for chunk in causal_attention_rows(q, k, queries, scale=scale, rows_per_chunk=rows_per_chunk):
+        rows = slice(chunk.start, chunk.start + chunk.probs.shape[0])
+        mass[chunk.batch, chunk.head, rows] = chunk.probs[:, first[chunk.batch, chunk.head]].sum(-1)
+    return mass
 
 
 def random_within_segments(
@@ -187,3 +225,55 @@ def order_keys(
     strategy_fn = STRATEGIES.get(strategy)
     generator = torch.Generator().manual_seed(seed)
     return strategy_fn(q, k, OrderSettings(scale, block_size, segment_size, generator))
+
+
+PERMUTATION_TARGETS = ("K", "Q", "K+Q", "Q+K")
+
+
+@dataclass(frozen=True)
+class TargetOrder:
+    """Key and query orders of a permutation target: key_perm and query_perm int64 [B, Hq, L]
+    (permuted position -> original token) or None for the natural order, and the segment size S
+    both sides were permuted in (the diagonal segment the oracle must force)."""
+
+    key_perm: torch.Tensor | None
+    query_perm: torch.Tensor | None
+    segment_size: int
+
+
+def permute_keys_step(q: torch.Tensor, k: torch.Tensor, order: TargetOrder, settings: OrderSettings) -> TargetOrder:
+    """Keys sorted in segments by the mean attention of the last query block of the current query
+    order. With queries in order that is PBS-Attn's own permuter, called as is so target K gives
+    exactly the last_block strategy's numbers."""
+    if order.query_perm is None:
+        key_perm = last_block_permutation(q, k, settings).key_perm
+    else:
+        key_perm = attention_sorted(q, k, order.query_perm[..., -settings.block_size :], settings).key_perm
+    return replace(order, key_perm=key_perm)
+
+
+def permute_queries_step(
+    q: torch.Tensor, k: torch.Tensor, order: TargetOrder, settings: OrderSettings
+) -> TargetOrder:
+    """Queries sorted in segments by the attention they put on the first block of the current key order."""
+    mass = first_block_attention(q, k, order.key_perm, scale=settings.scale, block_size=settings.block_size)
+    return replace(order, query_perm=sort_within_segments(mass, settings.segment_size))
+
+
+TARGET_STEPS = {"K": permute_keys_step, "Q": permute_queries_step}
+
+
+def order_target(
+    target: str, q: torch.Tensor, k: torch.Tensor, *, scale: float, block_size: int, segment_size: int
+) -> TargetOrder:
+    """The key and query orders of permutation `target` ("K", "Q", "K+Q" or "Q+K", steps applied
+    left to right) for q [B, Hq, L, D] and k [B, Hkv, L, D] in original order. Deterministic: no
+    step draws at random, so the settings' generator is a fresh unused one."""
+    if target not in PERMUTATION_TARGETS:
+        raise ValueError(f"unknown permutation target {target!r}; allowed: {', '.join(PERMUTATION_TARGETS)}")
+    check_segments(block_size, segment_size)
+    settings = OrderSettings(scale, block_size, segment_size, torch.Generator())
+    order = TargetOrder(None, None, segment_size)
+    for side in target.split("+"):
+        order = TARGET_STEPS[side](q, k, order, settings)
+    return order

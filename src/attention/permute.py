@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import PERMUTERS
+from src.attention.kernels.backends import ESTIMATE_BACKENDS, resolve_estimate_backend
+from src.attention.kernels.pbs_estimate import segment_permutation_triton, triton_unsupported
 from src.registry import ConfigError
 
 GQA_PERMUTATIONS = ("head", "group")
@@ -98,6 +100,8 @@ class SegmentedKeyPermuter:
         scored by their mean (Appendix G).
     target: which side is permuted; only "key" (the paper's method) is implemented, since a
         query permutation would need the attention output un-permuted by the kernels.
+    backend: "triton" (two fused launches, kernels/pbs_estimate.py), "torch" (the reference
+        below) or "auto" (Triton for the CUDA inputs it supports).
 
     Scores follow the paper's definition (causal softmax over all L keys). The public reference
     code normalises over the keys of full segments only and masks nothing, so its last queries
@@ -110,6 +114,7 @@ class SegmentedKeyPermuter:
         num_last_queries: int = 128,
         gqa_permutation: str = "head",
         target: str = "key",
+        backend: str = "auto",
     ) -> None:
         if isinstance(segment_size, bool) or not isinstance(segment_size, int) or segment_size < 1:
             raise ConfigError(f"segment_size must be a positive int, got {segment_size!r}")
@@ -121,13 +126,23 @@ class SegmentedKeyPermuter:
             )
         if target not in TARGETS:
             raise ConfigError(f"permutation target {target!r} is not implemented; allowed: {', '.join(TARGETS)}")
+        if backend not in ESTIMATE_BACKENDS:
+            raise ConfigError(f"unknown permuter backend {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
         self.segment_size: int | None = segment_size
         self.num_last_queries = num_last_queries
         self.gqa_permutation = gqa_permutation
         self.target = target
+        self.backend = backend
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> torch.Tensor:
         """key_perm int64 [B, Hq, L] ("head") or [B, Hkv, L] ("group"), permuted -> original."""
+        reason = triton_unsupported(q, num_last_queries=self.num_last_queries, segment_size=self.segment_size)
+        if resolve_estimate_backend(self.backend, q, reason, "key permutation") == "triton":
+            key_perm, _ = segment_permutation_triton(
+                q, k, segment_size=self.segment_size, num_last_queries=self.num_last_queries, scale=scale,
+                per_group=self.gqa_permutation == "group",
+            )
+            return key_perm
         scores = last_query_attention(q, k, num_last_queries=self.num_last_queries, scale=scale)
         if self.gqa_permutation == "group":
             batch, _, length = scores.shape

@@ -23,17 +23,20 @@ class StatsRecorder:
         self.reset()
 
     def reset(self) -> None:
-        self.density: dict[int, list[float]] = {}
+        self.density: dict[int, torch.Tensor | list[float]] = {}
         self.times_ms: dict[str, float] = defaultdict(float)
         self.dense_fallback_layers = 0
 
     def record_density(self, layer_idx: int, density: torch.Tensor | float, num_heads: int) -> None:
-        """Store the per-head density of one layer's prefill (mean over the batch)."""
+        """Store the per-head density of one layer's prefill (mean over the batch).
+
+        A device tensor stays on the device until `summary()`, so recording never stalls the
+        prefill on a host synchronisation.
+        """
         if isinstance(density, torch.Tensor):
-            values = density.float().mean(0).tolist()
+            self.density[layer_idx] = density.float().mean(0)
         else:
-            values = [float(density)] * num_heads
-        self.density[layer_idx] = values
+            self.density[layer_idx] = [float(density)] * num_heads
 
     @contextmanager
     def timed(self, stage: str, device: torch.device) -> Iterator[None]:
@@ -51,7 +54,10 @@ class StatsRecorder:
 
     def summary(self) -> dict[str, object]:
         """Mean density, per-layer-per-head density and stage timings for one sample."""
-        layers = [self.density[i] for i in sorted(self.density)]
+        layers = [
+            values.tolist() if isinstance(values, torch.Tensor) else values
+            for values in (self.density[i] for i in sorted(self.density))
+        ]
         flat = [v for heads in layers for v in heads]
         out: dict[str, object] = {
             "density": sum(flat) / len(flat) if flat else None,

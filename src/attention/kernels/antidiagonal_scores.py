@@ -32,10 +32,11 @@ import triton.language as tl
 
 # block_sparse also brings its interpreter fix (loop bounds computed from scalars under NumPy >=
 # 2.4), which this module's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
+from src.attention.kernels.backends import ESTIMATE_BACKENDS, resolve_estimate_backend
 from src.attention.kernels.block_sparse import LOG2E, TileConfig
 from src.attention.plan import num_blocks
 
-BACKENDS = ("auto", "triton", "torch")
+BACKENDS = ESTIMATE_BACKENDS
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
 MAX_ROWS_PER_BLOCK = 128
@@ -147,6 +148,23 @@ def default_tile_config(head_dim: int, dtype: torch.dtype, rows_per_block: int) 
     return replace(config, block_n=max(config.block_n, rows_per_block))
 
 
+def check_tile_config(config: TileConfig, rows_per_block: int) -> None:
+    """Raise a one-line ValueError unless `config` can launch `_strided_lse_kernel` for this block.
+
+    Tile rows and columns must be powers of two of at least 16 (tl.arange and tl.dot need it),
+    and a column tile must hold whole key blocks (its log-sum-exp is summed per key block).
+    """
+    for name, value in (("block_m", config.block_m), ("block_n", config.block_n)):
+        if value < 16 or value & (value - 1):
+            raise ValueError(f"tile {name} {value} must be a power of two >= 16")
+    if config.block_n % rows_per_block:
+        raise ValueError(f"tile block_n {config.block_n} must be a multiple of block_size / stride = {rows_per_block}")
+    if config.num_warps < 1 or config.num_warps & (config.num_warps - 1):
+        raise ValueError(f"tile num_warps {config.num_warps} must be a power of two")
+    if config.num_stages < 1:
+        raise ValueError(f"tile num_stages {config.num_stages} must be >= 1")
+
+
 @triton.jit
 def _strided_lse_kernel(
     Q, K, KeyPerm, BlockLse, RowLse,
@@ -252,14 +270,13 @@ def antidiagonal_block_mass_triton(
 ) -> torch.Tensor:
     """Triton backend of `antidiagonal_block_mass` (inputs checked by `resolve_backend`).
 
-    config overrides the default tile (block_n a multiple of block_size / stride), so tests can
-    cover many tiles on small inputs and a benchmark can sweep shapes.
+    config overrides the default tile of the strided GEMM (checked by `check_tile_config`), so
+    tests can cover many tiles on small inputs and a benchmark can sweep shapes.
     """
     batch, q_heads, length, head_dim = q.shape
     rows_per_block = block_size // stride
     config = config or default_tile_config(head_dim, q.dtype, rows_per_block)
-    if config.block_n % rows_per_block:
-        raise ValueError(f"tile block_n {config.block_n} must be a multiple of block_size / stride = {rows_per_block}")
+    check_tile_config(config, rows_per_block)
     q, k = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k))
     if key_perm is None:
         perm, perm_strides, perm_group = q, (0, 0), 1
@@ -313,15 +330,7 @@ def triton_unsupported(q: torch.Tensor, k: torch.Tensor, block_size: int, stride
 
 def resolve_backend(backend: str, q: torch.Tensor, k: torch.Tensor, *, block_size: int, stride: int) -> str:
     """"triton" or "torch": "auto" takes Triton for supported CUDA inputs, torch otherwise."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
-    if backend == "auto":
-        return "triton" if q.is_cuda and triton_unsupported(q, k, block_size, stride) is None else "torch"
-    if backend == "triton":
-        reason = triton_unsupported(q, k, block_size, stride)
-        if reason is not None:
-            raise ValueError(f"the triton antidiagonal estimate cannot run: {reason}; use backend 'torch'")
-    return backend
+    return resolve_estimate_backend(backend, q, triton_unsupported(q, k, block_size, stride), "antidiagonal estimate")
 
 
 def triton_chunk_blocks(batch: int, q_heads: int, length: int, block_size: int, stride: int) -> int:
@@ -340,6 +349,7 @@ def antidiagonal_block_mass(
     scale: float,
     row_blocks: slice,
     backend: str,
+    config: TileConfig | None = None,
 ) -> torch.Tensor:
     """Estimated attention mass of (query block, key block) pairs, float32 [B, Hq, rows, nb].
 
@@ -350,7 +360,13 @@ def antidiagonal_block_mass(
     all its tokens are padding, a row that is all padding gets zero mass, and the partly padded
     last row and column keep their zero tokens, as x-attention does. Each real strided row's
     softmax sums to 1, so a query block's masses sum to its number of real strided rows.
-    backend: "triton" or "torch" (already resolved by `resolve_backend`).
+    backend: "triton" or "torch" (already resolved by `resolve_backend`). config: the Triton
+    estimate's tile (None: `default_tile_config`), for benchmarks sweeping launch shapes; the
+    torch backend has no tile and refuses one.
     """
-    function = antidiagonal_block_mass_triton if backend == "triton" else antidiagonal_block_mass_reference
-    return function(q, k, key_perm, block_size=block_size, stride=stride, scale=scale, row_blocks=row_blocks)
+    kwargs = dict(block_size=block_size, stride=stride, scale=scale, row_blocks=row_blocks)
+    if backend == "triton":
+        return antidiagonal_block_mass_triton(q, k, key_perm, config=config, **kwargs)
+    if config is not None:
+        raise ValueError(f"a tile config applies to the triton backend only, not {backend!r}")
+    return antidiagonal_block_mass_reference(q, k, key_perm, **kwargs)

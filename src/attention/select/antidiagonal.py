@@ -14,17 +14,19 @@ blocks of the query block's own segment play the diagonal's part.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 
 from src.attention.components import SELECTORS
 from src.attention.kernels.antidiagonal_scores import (
     BACKENDS,
+    TileConfig,
     antidiagonal_block_mass,
     resolve_backend,
     triton_chunk_blocks,
 )
-from src.attention.plan import BlockSparsePlan
+from src.attention.plan import BlockSparsePlan, num_blocks
 from src.attention.select.common import causal_block_layout
 from src.attention.select.meanpool import check_inputs, sink_blocks
 from src.registry import ConfigError
@@ -122,6 +124,34 @@ class AntidiagonalSelector:
             return triton_chunk_blocks(batch, q_heads, length, self.block_size, self.stride)
         return xattention_chunk_size(length, self.block_size) // self.block_size
 
+    def block_masses(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        *,
+        key_perm: torch.Tensor | None,
+        scale: float,
+        backend: str | None = None,
+        config: TileConfig | None = None,
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Each chunk of query blocks, first to last, with its estimated mass [B, Hq, rows, nb].
+
+        Chunks one at a time keep the estimate's memory at one chunk's. backend: None for the
+        selector's own; config: the Triton estimate's tile (None: its default), so a benchmark
+        can time exactly this estimate under other launch shapes.
+        """
+        backend = resolve_backend(backend or self.backend, q, k, block_size=self.block_size, stride=self.stride)
+        batch, q_heads, length, _ = q.shape
+        nb = num_blocks(length, self.block_size)
+        step = self.chunk_blocks(backend, batch, q_heads, length)
+        for start in range(0, nb, step):
+            rows = slice(start, min(start + step, nb))
+            mass = antidiagonal_block_mass(
+                q, k, key_perm,
+                block_size=self.block_size, stride=self.stride, scale=scale, row_blocks=rows, backend=backend, config=config,
+            )
+            yield rows, mass
+
     def __call__(
         self,
         q: torch.Tensor,
@@ -139,23 +169,16 @@ class AntidiagonalSelector:
         if self.threshold >= 1.0:
             selected = allowed.expand(batch, q_heads, -1, -1)
         else:
-            backend = resolve_backend(self.backend, q, k, block_size=self.block_size, stride=self.stride)
             forced = torch.zeros_like(allowed).expand(batch, q_heads, -1, -1)
             if self.force_diagonal:
                 forced = forced | diagonal
             if self.force_sink:
                 sink = sink_blocks(key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device)
                 forced = forced | sink[:, :, None, :]
-            nb = allowed.shape[0]
-            step = self.chunk_blocks(backend, batch, q_heads, length)
-            chunks = []
-            for start in range(0, nb, step):
-                rows = slice(start, min(start + step, nb))
-                mass = antidiagonal_block_mass(
-                    q, k, key_perm,
-                    block_size=self.block_size, stride=self.stride, scale=scale, row_blocks=rows, backend=backend,
-                )
-                chunks.append(forced_first_threshold_select(mass, forced[:, :, rows], allowed[rows], self.threshold))
+            chunks = [
+                forced_first_threshold_select(mass, forced[:, :, rows], allowed[rows], self.threshold)
+                for rows, mass in self.block_masses(q, k, key_perm=key_perm, scale=scale)
+            ]
             selected = torch.cat(chunks, dim=2)
         return BlockSparsePlan(
             block_mask=selected.contiguous(), block_size=self.block_size, key_perm=key_perm, segment_size=segment_size

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.kernels.backends import ESTIMATE_BACKENDS, resolve_estimate_backend
+from src.attention.kernels.pbs_estimate import pool_blocks_triton, threshold_select_triton, triton_unsupported
 from src.attention.permute import invert_permutation
 from src.attention.plan import BlockSparsePlan, num_blocks
 from src.attention.select.common import causal_block_layout, cumulative_threshold_select, mean_pool_blocks
@@ -84,10 +86,17 @@ class MeanPoolSelector:
     force_sink: always compute the key block holding the first token (attention sink).
     force_diagonal: always compute every block of the query block's own segment and leave them
         out of the estimate (the paper); False lets them compete in the estimate like the rest.
+    backend: "triton" (pooling and selection fused, kernels/pbs_estimate.py), "torch" (the
+        reference below) or "auto" (Triton for the CUDA inputs it supports).
     """
 
     def __init__(
-        self, block_size: int = 128, threshold: float = 0.9, force_sink: bool = True, force_diagonal: bool = True
+        self,
+        block_size: int = 128,
+        threshold: float = 0.9,
+        force_sink: bool = True,
+        force_diagonal: bool = True,
+        backend: str = "auto",
     ) -> None:
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ConfigError(f"block_size must be a positive int, got {block_size!r}")
@@ -96,26 +105,39 @@ class MeanPoolSelector:
         for name, flag in (("force_sink", force_sink), ("force_diagonal", force_diagonal)):
             if not isinstance(flag, bool):
                 raise ConfigError(f"{name} must be true or false, got {flag!r}")
+        if backend not in ESTIMATE_BACKENDS:
+            raise ConfigError(f"unknown selector backend {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
         self.block_size = block_size
         self.threshold = float(threshold)
         self.force_sink = force_sink
         self.force_diagonal = force_diagonal
+        self.backend = backend
 
     def block_scores(
-        self, q: torch.Tensor, k: torch.Tensor, key_perm: torch.Tensor | None, segment_size: int | None, scale: float
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        key_perm: torch.Tensor | None,
+        segment_size: int | None,
+        scale: float,
+        backend: str = "torch",
     ) -> torch.Tensor:
         """Scaled pooled-query . pooled-key logits, float32 [B, Hq, nb, nb] (query block, permuted key block)."""
         batch, q_heads, length, _ = q.shape
         kv_heads = k.shape[1]
-        pooled_q = mean_pool_blocks(q, self.block_size)
-        if key_perm is None or segment_size is None:
-            pooled_k = mean_pool_blocks(k, self.block_size)
+        if backend == "triton":
+            pooled_q = pool_blocks_triton(q, None, block_size=self.block_size)
+            pooled_k = pool_blocks_triton(k, key_perm, block_size=self.block_size)
         else:
-            pooled_k = pooled_permuted_keys(k, key_perm, block_size=self.block_size, segment_size=segment_size)
+            pooled_q = mean_pool_blocks(q, self.block_size)
+            if key_perm is None or segment_size is None:
+                pooled_k = mean_pool_blocks(k, self.block_size)
+            else:
+                pooled_k = pooled_permuted_keys(k, key_perm, block_size=self.block_size, segment_size=segment_size)
         nb = pooled_q.shape[2]
         pooled_q = pooled_q.view(batch, kv_heads, q_heads // kv_heads, nb, -1)
         pooled_k = pooled_k.view(batch, kv_heads, -1, nb, pooled_k.shape[-1])
-        logits = torch.matmul(pooled_q, pooled_k.transpose(-1, -2)) * scale
+        logits = torch.matmul(pooled_q * scale, pooled_k.transpose(-1, -2))
         return logits.view(batch, q_heads, nb, nb)
 
     def __call__(
@@ -130,6 +152,23 @@ class MeanPoolSelector:
     ) -> BlockSparsePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
         check_inputs(q, k, key_perm, segment_size)
+        reason = triton_unsupported(q, segment_size=segment_size)
+        if self.threshold < 1.0 and resolve_estimate_backend(self.backend, q, reason, "block selection") == "triton":
+            logits = self.block_scores(q, k, key_perm, segment_size, scale, backend="triton")
+            selected = threshold_select_triton(
+                logits, key_perm, block_size=self.block_size, segment_size=segment_size, length=q.shape[2],
+                threshold=self.threshold, force_sink=self.force_sink, force_diagonal=self.force_diagonal,
+            )
+        else:
+            selected = self.select_torch(q, k, key_perm, segment_size, scale)
+        return BlockSparsePlan(
+            block_mask=selected, block_size=self.block_size, key_perm=key_perm, segment_size=segment_size
+        )
+
+    def select_torch(
+        self, q: torch.Tensor, k: torch.Tensor, key_perm: torch.Tensor | None, segment_size: int | None, scale: float
+    ) -> torch.Tensor:
+        """The block mask from the reference ops: bool [B, Hq, nb, nb]."""
         batch, q_heads, length, _ = q.shape
         allowed, diagonal = causal_block_layout(length, self.block_size, segment_size, q.device)
         scored = allowed & ~diagonal if self.force_diagonal else allowed
@@ -144,6 +183,4 @@ class MeanPoolSelector:
         if self.force_sink:
             sink = sink_blocks(key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device)
             selected = selected | (sink[:, :, None, :] & allowed)
-        return BlockSparsePlan(
-            block_mask=selected.contiguous(), block_size=self.block_size, key_perm=key_perm, segment_size=segment_size
-        )
+        return selected.contiguous()

@@ -1,0 +1,345 @@
+"""PBS-Attn's estimation (key permutation and mean-pooling block selection) as four Triton launches.
+
+The torch versions (src/attention/permute.py, src/attention/select/meanpool.py) are the
+references; they take some sixty small kernels per layer, so below ~32K tokens their launch
+overhead, not their arithmetic, cost more than the dense attention they were meant to save.
+Here:
+
+1. `_last_query_lse_kernel`: log-sum-exp (base 2) of every last query's causal logits, split over
+   key ranges so a few heads still fill the GPU; the splits are merged by the next kernel.
+2. `_segment_order_kernel`: one program per (segment, permutation head) scores the segment's
+   keys by the mean softmax attention of the last queries (of every query head sharing the
+   permutation) and sorts them descending with a bitonic sort of (score bits, position) keys,
+   ties in position order, so it equals `sort_within_segments(last_query_attention(...))`.
+3. `_pool_blocks_kernel`: the mean of every block of rows, read through a permutation when one
+   is given, so neither a permuted nor a head-replicated copy of K is ever made.
+4. `_threshold_select_kernel`: per query block, softmax over its scored key blocks, the fewest
+   reaching the threshold (a sort of (probability bits, block) keys and a cumulative sum), then
+   the diagonal segment and the sink block.
+
+Everything stays on the device without host synchronisation, so it can be captured in a CUDA
+graph; nothing L x L is built (the pooled block logits are (L/B)^2 per head).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+# block_sparse also installs the interpreter fix for loop bounds loaded from memory.
+from src.attention.kernels.block_sparse import LOG2E
+from src.attention.plan import num_blocks
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_LAST_QUERIES = 128
+MAX_SEGMENT = 4096
+KEYS_PER_TILE = 64
+MAX_SPLITS = 16
+
+
+def triton_unsupported(q: torch.Tensor, *, num_last_queries: int = 1, segment_size: int | None = None) -> str | None:
+    """Why the Triton estimation cannot run on these inputs, or None when it can."""
+    head_dim = q.shape[-1]
+    if q.dtype not in DTYPES:
+        return f"dtype {q.dtype} (allowed: {', '.join(map(str, DTYPES))})"
+    if head_dim < 16 or head_dim > 256 or head_dim & (head_dim - 1):
+        return f"head dim {head_dim} (allowed: powers of two from 16 to 256)"
+    if num_last_queries > MAX_LAST_QUERIES:
+        return f"num_last_queries {num_last_queries} (at most {MAX_LAST_QUERIES})"
+    if segment_size is not None and segment_size > MAX_SEGMENT:
+        return f"segment_size {segment_size} (at most {MAX_SEGMENT})"
+    if not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        return f"inputs on {q.device} (needs CUDA, or TRITON_INTERPRET=1 set before import)"
+    return None
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """Exact fp32 products for fp32 inputs (the references' precision), tensor cores otherwise."""
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+@triton.jit
+def _last_query_lse_kernel(
+    Q, K, PartMax, PartSum,
+    stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
+    num_q_heads, kv_group, seq_len, num_last, keys_per_split, qk_scale,
+    HEAD_DIM: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    """Running max and sum (base 2) of one query head's last queries over one key range.
+
+    Grid (splits, B * Hq); writes PartMax / PartSum [B * Hq, SPLITS, BLOCK_Q].
+    """
+    split = tl.program_id(0)
+    batch_head = tl.program_id(1)
+    b = (batch_head // num_q_heads).to(tl.int64)
+    h = batch_head % num_q_heads
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = tl.arange(0, BLOCK_Q)
+    q_pos = seq_len - num_last + rows
+    q = tl.load(
+        Q + b * stride_qb + h * stride_qh + q_pos.to(tl.int64)[:, None] * stride_ql + offs_d[None, :],
+        mask=(rows < num_last)[:, None], other=0.0,
+    )
+    k_base = K + b * stride_kb + (h // kv_group) * stride_kh
+    m_i = tl.full([BLOCK_Q], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_Q], dtype=tl.float32)
+    start = split * keys_per_split
+    end = tl.minimum(start + keys_per_split, seq_len)
+    for key_start in range(start, end, BLOCK_N):
+        key_pos = key_start + tl.arange(0, BLOCK_N)
+        k = tl.load(k_base + key_pos.to(tl.int64)[:, None] * stride_kl + offs_d[None, :],
+                    mask=(key_pos < end)[:, None], other=0.0)
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        visible = (key_pos[None, :] <= q_pos[:, None]) & (key_pos[None, :] < end)
+        qk = tl.where(visible, qk * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        l_i = l_i * tl.math.exp2(m_i - m_shift) + tl.sum(tl.math.exp2(qk - m_shift[:, None]), 1)
+        m_i = m_new
+    out = (batch_head * SPLITS + split) * BLOCK_Q + rows
+    tl.store(PartMax + out, m_i)
+    tl.store(PartSum + out, l_i)
+
+
+@triton.jit
+def _segment_order_kernel(
+    Q, K, PartMax, PartSum, Scores, Perm,
+    stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
+    num_q_heads, kv_group, perm_heads, seq_len, num_last, num_splits, qk_scale, inv_count,
+    HEAD_DIM: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr,
+    SEGMENT: tl.constexpr, SEGMENT_POW2: tl.constexpr, HEADS_PER_PERM: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    """Scores of one segment's keys for one permutation head, then their descending order.
+
+    Grid (ceil(L / S), B * P). Scores [B, P, L] float32 (mean last-query attention);
+    Perm [B, P, L] int64, permuted position -> original; a partial last segment stays in place.
+    """
+    segment = tl.program_id(0)
+    batch_perm = tl.program_id(1)
+    b = batch_perm // perm_heads
+    p = batch_perm % perm_heads
+    seg_start = segment * SEGMENT
+    row_base = batch_perm.to(tl.int64) * seq_len
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = tl.arange(0, BLOCK_Q)
+    q_pos = seq_len - num_last + rows
+    q_valid = rows < num_last
+    splits = tl.arange(0, SPLITS)
+    for chunk in range(0, SEGMENT, BLOCK_N):
+        in_chunk = chunk + tl.arange(0, BLOCK_N)
+        key_pos = seg_start + in_chunk
+        key_valid = (in_chunk < SEGMENT) & (key_pos < seq_len)
+        acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+        for g in range(HEADS_PER_PERM):
+            h = p * HEADS_PER_PERM + g
+            part = ((b * num_q_heads + h) * SPLITS + splits[:, None]) * BLOCK_Q + rows[None, :]
+            live = splits[:, None] < num_splits
+            part_max = tl.load(PartMax + part, mask=live, other=float("-inf"))
+            part_sum = tl.load(PartSum + part, mask=live, other=0.0)
+            row_max = tl.max(part_max, 0)
+            row_max = tl.where(row_max == float("-inf"), 0.0, row_max)
+            total = tl.sum(part_sum * tl.math.exp2(part_max - row_max[None, :]), 0)
+            lse = row_max + tl.math.log2(tl.where(total > 0.0, total, 1.0))
+            q = tl.load(
+                Q + b.to(tl.int64) * stride_qb + h * stride_qh + q_pos.to(tl.int64)[:, None] * stride_ql
+                + offs_d[None, :],
+                mask=q_valid[:, None], other=0.0,
+            )
+            k = tl.load(
+                K + b.to(tl.int64) * stride_kb + (h // kv_group) * stride_kh
+                + key_pos.to(tl.int64)[:, None] * stride_kl + offs_d[None, :],
+                mask=key_valid[:, None], other=0.0,
+            )
+            qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
+            visible = (key_pos[None, :] <= q_pos[:, None]) & q_valid[:, None] & key_valid[None, :]
+            acc += tl.sum(tl.where(visible, tl.math.exp2(qk - lse[:, None]), 0.0), 0)
+        tl.store(Scores + row_base + key_pos, acc * inv_count, mask=key_valid)
+    tl.debug_barrier()
+    idx = tl.arange(0, SEGMENT_POW2)
+    in_segment = idx < SEGMENT
+    if seg_start + SEGMENT <= seq_len:
+        score = tl.load(Scores + row_base + seg_start + idx, mask=in_segment, other=0.0, volatile=True)
+        bits = score.to(tl.int32, bitcast=True).to(tl.int64)
+        packed = tl.where(in_segment, (bits << 32) | (SEGMENT - 1 - idx).to(tl.int64), -1)
+        ordered = tl.sort(packed, descending=True)
+        original = seg_start + SEGMENT - 1 - (ordered & 0xFFFFFFFF)
+        tl.store(Perm + row_base + seg_start + idx, original, mask=in_segment)
+    else:
+        tail = seg_start + idx
+        tl.store(Perm + row_base + tail, tail.to(tl.int64), mask=in_segment & (tail < seq_len))
+
+
+def segment_permutation_triton(
+    q: torch.Tensor, k: torch.Tensor, *, segment_size: int, num_last_queries: int, scale: float, per_group: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key_perm int64, scores float32), both [B, P, L]: `SegmentedKeyPermuter`'s result.
+
+    P is Hq, or Hkv when per_group (one order per kv group, scored by its heads' mean).
+    """
+    batch, q_heads, length, head_dim = q.shape
+    kv_heads = k.shape[1]
+    q, k = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k))
+    n = min(num_last_queries, length)
+    block_q = max(16, triton.next_power_of_2(n))
+    tiles = triton.cdiv(length, KEYS_PER_TILE)
+    splits = max(1, min(MAX_SPLITS, tiles, triton.cdiv(256, batch * q_heads)))
+    keys_per_split = triton.cdiv(tiles, splits) * KEYS_PER_TILE
+    splits = triton.cdiv(length, keys_per_split)
+    part_max = torch.empty(batch * q_heads, MAX_SPLITS, block_q, dtype=torch.float32, device=q.device)
+    part_sum = torch.empty_like(part_max)
+    qk_scale = scale * LOG2E
+    precision = dot_precision(q.dtype)
+    _last_query_lse_kernel[(splits, batch * q_heads)](
+        q, k, part_max, part_sum, *q.stride()[:3], *k.stride()[:3],
+        q_heads, q_heads // kv_heads, length, n, keys_per_split, qk_scale,
+        HEAD_DIM=head_dim, BLOCK_Q=block_q, BLOCK_N=KEYS_PER_TILE, SPLITS=MAX_SPLITS,
+        DOT_PRECISION=precision, num_warps=4 if block_q <= 64 else 8,
+    )
+    perm_heads = kv_heads if per_group else q_heads
+    heads_per_perm = q_heads // perm_heads
+    scores = torch.empty(batch, perm_heads, length, dtype=torch.float32, device=q.device)
+    key_perm = torch.empty(batch, perm_heads, length, dtype=torch.int64, device=q.device)
+    _segment_order_kernel[(triton.cdiv(length, segment_size), batch * perm_heads)](
+        q, k, part_max, part_sum, scores, key_perm, *q.stride()[:3], *k.stride()[:3],
+        q_heads, q_heads // kv_heads, perm_heads, length, n, splits, qk_scale, 1.0 / (n * heads_per_perm),
+        HEAD_DIM=head_dim, BLOCK_Q=block_q, BLOCK_N=min(KEYS_PER_TILE, triton.next_power_of_2(segment_size)),
+        SPLITS=MAX_SPLITS, SEGMENT=segment_size, SEGMENT_POW2=triton.next_power_of_2(segment_size),
+        HEADS_PER_PERM=heads_per_perm, DOT_PRECISION=precision, num_warps=4 if block_q <= 64 else 8,
+    )
+    return key_perm, scores
+
+
+@triton.jit
+def _pool_blocks_kernel(
+    X, Perm, Out,
+    stride_xb, stride_xh, stride_xl, stride_pb, stride_ph,
+    out_heads, heads_per_x, seq_len, num_blocks,
+    HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, ROWS: tl.constexpr, HAS_PERM: tl.constexpr,
+):
+    """Mean of one block of rows (through Perm when given) for one output head; grid (nb, B * P)."""
+    block = tl.program_id(0)
+    batch_head = tl.program_id(1)
+    b = (batch_head // out_heads).to(tl.int64)
+    h = batch_head % out_heads
+    offs_d = tl.arange(0, HEAD_DIM)
+    x_base = X + b * stride_xb + (h // heads_per_x) * stride_xh
+    acc = tl.zeros([HEAD_DIM], dtype=tl.float32)
+    for row in range(0, BLOCK_SIZE, ROWS):
+        slot = block * BLOCK_SIZE + row + tl.arange(0, ROWS)
+        valid = slot < seq_len
+        if HAS_PERM:
+            pos = tl.load(Perm + b * stride_pb + h * stride_ph + slot, mask=valid, other=0)
+        else:
+            pos = slot
+        x = tl.load(x_base + pos.to(tl.int64)[:, None] * stride_xl + offs_d[None, :], mask=valid[:, None], other=0.0)
+        acc += tl.sum(x.to(tl.float32), 0)
+    count = tl.minimum(BLOCK_SIZE, seq_len - block * BLOCK_SIZE)
+    tl.store(Out + (batch_head.to(tl.int64) * num_blocks + block) * HEAD_DIM + offs_d, acc / count)
+
+
+def pool_blocks_triton(x: torch.Tensor, perm: torch.Tensor | None, *, block_size: int) -> torch.Tensor:
+    """Mean of every block of `block_size` rows, float32 [B, P, nb, D] (the last block may be short).
+
+    x: [B, Hx, L, D]. perm: None (P = Hx, natural order) or int [B, P, L] (P a multiple of Hx,
+    row p of block j is x[perm[p, j * B + r]]): the pooled permuted keys without permuting K.
+    """
+    batch, x_heads, length, head_dim = x.shape
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    out_heads = x_heads if perm is None else perm.shape[1]
+    nb = num_blocks(length, block_size)
+    out = torch.empty(batch, out_heads, nb, head_dim, dtype=torch.float32, device=x.device)
+    if perm is not None and perm.stride(-1) != 1:
+        perm = perm.contiguous()
+    perm_strides = (0, 0) if perm is None else perm.stride()[:2]
+    _pool_blocks_kernel[(nb, batch * out_heads)](
+        x, x if perm is None else perm, out, *x.stride()[:3], *perm_strides,
+        out_heads, out_heads // x_heads, length, nb,
+        HEAD_DIM=head_dim, BLOCK_SIZE=block_size, ROWS=min(block_size, 64), HAS_PERM=perm is not None,
+        num_warps=4,
+    )
+    return out
+
+
+@triton.jit
+def _threshold_select_kernel(
+    Logits, Perm, Mask,
+    stride_pb, stride_ph, num_q_heads, heads_per_perm, seq_len, num_blocks, sink_span, threshold,
+    BLOCK_SIZE: tl.constexpr, SEGMENT: tl.constexpr, NB_POW2: tl.constexpr, SINK_POW2: tl.constexpr,
+    HAS_PERM: tl.constexpr, FORCE_SINK: tl.constexpr, FORCE_DIAGONAL: tl.constexpr,
+):
+    """One query block's row of the block mask; grid (nb, B * Hq). Logits already scaled."""
+    q_block = tl.program_id(0)
+    batch_head = tl.program_id(1)
+    row = batch_head.to(tl.int64) * num_blocks + q_block
+    blocks = tl.arange(0, NB_POW2)
+    exists = blocks < num_blocks
+    per_segment = SEGMENT // BLOCK_SIZE
+    full_blocks = (seq_len // SEGMENT) * per_segment
+    segment_of = tl.where(blocks < full_blocks, blocks // per_segment, seq_len // SEGMENT + blocks - full_blocks)
+    own = tl.where(q_block < full_blocks, q_block // per_segment, seq_len // SEGMENT + q_block - full_blocks)
+    allowed = exists & (segment_of <= own)
+    diagonal = exists & (segment_of == own)
+    scored = allowed & ~diagonal if FORCE_DIAGONAL else allowed
+    logits = tl.load(Logits + row * num_blocks + blocks, mask=scored, other=float("-inf"))
+    row_max = tl.max(logits, 0)
+    probs = tl.where(scored, tl.math.exp2((logits - tl.where(row_max == float("-inf"), 0.0, row_max)) * 1.4426950408889634), 0.0)
+    total = tl.sum(probs, 0)
+    packed = tl.where(scored, (probs.to(tl.int32, bitcast=True).to(tl.int64) << 32) | (NB_POW2 - 1 - blocks).to(tl.int64), -1)
+    ordered = tl.sort(packed, descending=True)
+    ordered_probs = tl.where(ordered >= 0, (ordered >> 32).to(tl.int32).to(tl.float32, bitcast=True), 0.0)
+    mass_before = tl.cumsum(ordered_probs, 0) - ordered_probs
+    keep_ordered = (mass_before < threshold * total) & (ordered_probs > 0.0)
+    cutoff = tl.min(tl.where(keep_ordered, ordered, 9223372036854775807), 0)
+    selected = scored & (packed >= cutoff) & (probs > 0.0)
+    if FORCE_DIAGONAL:
+        selected = selected | diagonal
+    if FORCE_SINK:
+        if HAS_PERM:
+            batch = batch_head // num_q_heads
+            perm_head = (batch_head % num_q_heads) // heads_per_perm
+            first = tl.arange(0, SINK_POW2)
+            order = tl.load(Perm + batch.to(tl.int64) * stride_pb + perm_head * stride_ph + first,
+                            mask=first < sink_span, other=-1)
+            sink = tl.sum(tl.where(order == 0, first, 0), 0) // BLOCK_SIZE
+        else:
+            sink = 0
+        selected = selected | (allowed & (blocks == sink))
+    tl.store(Mask + row * num_blocks + blocks, selected.to(tl.uint8), mask=exists)
+
+
+def threshold_select_triton(
+    logits: torch.Tensor,
+    key_perm: torch.Tensor | None,
+    *,
+    block_size: int,
+    segment_size: int | None,
+    length: int,
+    threshold: float,
+    force_sink: bool,
+    force_diagonal: bool,
+) -> torch.Tensor:
+    """`MeanPoolSelector`'s block mask, bool [B, Hq, nb, nb], from scaled block logits [B, Hq, nb, nb].
+
+    key_perm (int [B, Hq or Hkv, L] or None) only locates the sink: original token 0's block.
+    """
+    batch, q_heads, nb, _ = logits.shape
+    logits = logits.contiguous()
+    mask = torch.empty(batch, q_heads, nb, nb, dtype=torch.bool, device=logits.device)
+    segment = segment_size or block_size
+    if key_perm is not None and key_perm.stride(-1) != 1:
+        key_perm = key_perm.contiguous()
+    sink_span = min(segment, length)
+    nb_pow2 = triton.next_power_of_2(nb)
+    _threshold_select_kernel[(nb, batch * q_heads)](
+        logits, logits if key_perm is None else key_perm, mask.view(torch.uint8),
+        *((0, 0) if key_perm is None else key_perm.stride()[:2]),
+        q_heads, 1 if key_perm is None else q_heads // key_perm.shape[1], length, nb, sink_span, float(threshold),
+        BLOCK_SIZE=block_size, SEGMENT=segment, NB_POW2=nb_pow2, SINK_POW2=triton.next_power_of_2(sink_span),
+        HAS_PERM=key_perm is not None, FORCE_SINK=force_sink, FORCE_DIAGONAL=force_diagonal,
+        num_warps=4 if nb_pow2 <= 1024 else 8,
+    )
+    return mask
