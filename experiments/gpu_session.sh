@@ -5,11 +5,15 @@
 # writes its JSON as it goes, into $OUT):
 #   tests         GPU-marked tests
 #   bench         attention benchmark: kernels vs SDPA, per-method permute/select/attention breakdown
+#   tiles         launch-shape sweeps: our kernel at density 1, XAttention's estimation, MInference's attention
 #   ttft_llama    TTFT of the random-weight Llama-3.1-8B architecture at 8K/32K/128K   (needs .carry/tok)
 #   ttft_llama_gaps  the same at 16K/64K, and MInference at 128K                      (needs .carry/tok)
 #   ruler         SmolLM2 RULER 4K/8K for every method                                  (needs the GGUF)
 #   ruler_long    SmolLM2 MInference RULER 8K; RULER 16K/32K (RoPE x4, beyond the trained 8K), every method
 #   ttft_smollm2  TTFT of SmolLM2 (RoPE x16) from 2K to 128K                            (needs the GGUF)
+#   coverage      Fig. 1 / Table 4-6 / Fig. 6 targets on SmolLM2 at 4K and 8K, on the GPU     (needs the GGUF)
+#   qkv_bench     PBS breakdown on q/k/v captured from SmolLM2 (layer 15, 8K and 32K RoPE x4) (needs the GGUF)
+#   ttft_estimate TTFT of the 8B architecture for the methods the Triton estimation changed (needs .carry/tok)
 # Carry .whl (wheels the device image lacks: hydra-core, omegaconf, antlr4, gguf, rapidfuzz) on every
 # call. The bundled SmolLM2 GGUF (98 MB) is over one call's limit: carry .carry/a on one call and
 # .carry/b on the next, made back to back (the machine stays warm ~30 s); each call parks its half
@@ -52,12 +56,35 @@ for step in "$@"; do
   echo "== $step"
   case "$step" in
   tests)
-    timeout 110 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
+    timeout 100 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
     tail -25 "$OUT/gpu_tests.log" ;;
   bench)
-    timeout 170 python3 experiments/bench_attention.py --lengths 4096 8192 32768 131072 --budget-ms 600 \
+    timeout 230 python3 experiments/bench_attention.py --lengths 4096 8192 16384 32768 131072 --budget-ms 500 \
       --out "$OUT/bench_attention.json" > "$OUT/bench_attention.log" 2>&1
     grep -v "^\[" "$OUT/bench_attention.log" | tail -60 ;;
+  tiles)
+    timeout 180 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods \
+      --method-lengths 131072 --budget-ms 400 \
+      --tiles 128,64,8,3 128,64,4,3 128,128,8,4 128,32,4,3 64,64,4,3 128,64,8,4 \
+      --xattn-tiles 64,64,4,2 128,64,4,3 64,128,8,3 128,128,8,3 64,64,4,3 \
+      --vs-tiles 128,64,8,2 64,128,4,3 128,128,8,3 128,64,4,3 64,64,4,3 \
+      --out "$OUT/bench_tiles.json" > "$OUT/bench_tiles.log" 2>&1
+    grep -v "^\[" "$OUT/bench_tiles.log" | tail -40 ;;
+  coverage)
+    join_gguf && timeout 240 python3 experiments/analysis_coverage.py --model smollm2 --lengths 4096 8192 \
+      --layers 0 7 14 21 29 --targets K Q K+Q Q+K --out "$OUT/analysis/smollm2_h200" > "$OUT/coverage.log" 2>&1
+    echo "coverage rc $?"; tail -40 "$OUT/coverage.log" ;;
+  qkv_bench)
+    join_gguf || exit 3
+    timeout 60 python3 experiments/capture_qkv.py --model smollm2 --length 8192 --out /root/qkv_8k.pt > "$OUT/qkv.log" 2>&1
+    timeout 60 python3 experiments/capture_qkv.py --model smollm2_rope4x --length 32768 --out /root/qkv_32k.pt >> "$OUT/qkv.log" 2>&1
+    tail -3 "$OUT/qkv.log"
+    for n in 8k:8192 32k:32768; do
+      timeout 60 python3 experiments/bench_attention.py --qkv /root/qkv_${n%%:*}.pt --lengths ${n#*:} --heads 9 --kv-heads 3 \
+        --head-dim 64 --densities --no-flex --methods pbs:head pbs:group meanpooling xattention pbs_plus \
+        --budget-ms 300 --out "$OUT/bench_smollm2_qkv_${n%%:*}.json" 2>&1 | grep -v "^\[" | tail -12
+    done ;;
+  ttft_estimate) ttft_llama ttft_llama8b_random_estimate.json 250 "dense pbs meanpooling pbs_plus" "8192 16384 32768 131072" ;;
   ttft_llama) ttft_llama ttft_llama8b_random.json 250 "$METHODS" "8192 32768 131072" ;;
   ttft_llama_gaps)
     ttft_llama ttft_llama8b_random_gaps.json 170 "$METHODS" "16384 65536"
