@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=128)
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--segment", type=int, default=256)
-    parser.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    parser.add_argument("--densities", type=float, nargs="*", default=[0.1, 0.2, 0.3])
     parser.add_argument("--methods", nargs="*", default=["pbs:head", "pbs:group", "meanpooling", "xattention", "pbs_plus", "flexprefill", "minference"])
     parser.add_argument("--method-lengths", type=int, nargs="*", default=None, help="lengths for method rows (default: --lengths)")
     parser.add_argument("--qkv", default=None, help="torch file with captured q, k, v [1, H, L, D] (replaces structured inputs)")

@@ -126,10 +126,10 @@ class MeanPoolSelector:
         batch, q_heads, length, _ = q.shape
         kv_heads = k.shape[1]
         if backend == "triton":
-            pooled_q = pool_blocks_triton(q, None, block_size=self.block_size)
+            pooled_q = pool_blocks_triton(q, None, block_size=self.block_size, scale=scale)
             pooled_k = pool_blocks_triton(k, key_perm, block_size=self.block_size)
         else:
-            pooled_q = mean_pool_blocks(q, self.block_size)
+            pooled_q = mean_pool_blocks(q, self.block_size) * scale
             if key_perm is None or segment_size is None:
                 pooled_k = mean_pool_blocks(k, self.block_size)
             else:
@@ -137,7 +137,7 @@ class MeanPoolSelector:
         nb = pooled_q.shape[2]
         pooled_q = pooled_q.view(batch, kv_heads, q_heads // kv_heads, nb, -1)
         pooled_k = pooled_k.view(batch, kv_heads, -1, nb, pooled_k.shape[-1])
-        logits = torch.matmul(pooled_q * scale, pooled_k.transpose(-1, -2))
+        logits = torch.matmul(pooled_q, pooled_k.transpose(-1, -2))
         return logits.view(batch, q_heads, nb, nb)
 
     def __call__(
