@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from src.eval.results import git_commit
+from src.eval.results import git_commit, utc_now
 
 
 def median_ms(fn: Callable[[], object], *, warmup: int = 2, budget_ms: float = 1500.0, min_runs: int = 3, max_runs: int = 20) -> float:
@@ -49,6 +49,9 @@ def write_record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     if not args.out or int(os.environ.get("RANK", 0)) != 0:
         return
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.machine()})"
-    record = {"device": device, "torch": torch.__version__, "commit": git_commit(), "args": vars(args), "rows": rows}
+    record = {
+        "device": device, "torch": torch.__version__, "commit": git_commit(), "written_at": utc_now(),
+        "args": vars(args), "rows": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

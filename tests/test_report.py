@@ -244,3 +244,17 @@ def test_figures_are_written_and_absent_inputs_are_skipped(tree: dict[str, Any],
     printed = capsys.readouterr().out
     assert "skipped kernel speedup" in printed and "skipped RULER score vs length" in printed
     assert not list((tmp_path / "none").glob("*.png"))
+
+
+def test_recorded_write_time_outranks_file_mtime(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", SMOL, "dense", 4096, seed=1, mtime=1_800_000_000.0)  # newer file, no write time
+    run_dir = tmp_path / "b"
+    write_run(run_dir, SMOL, "dense", 4096, seed=2, mtime=1_700_000_000.0)
+    run_json = next(run_dir.rglob("run.json"))
+    info = json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({**info, "written_at": "2026-12-01T08:00:00+00:00"}))
+    os.utime(run_json, (1_700_000_000.0, 1_700_000_000.0))
+    runs = [*collect.collect_runs(tmp_path / "a"), *collect.collect_runs(tmp_path / "b")]
+    chosen = collect.newest(runs, lambda run: run.model, lambda run: run.recency)
+    best, passed = chosen[SMOL]
+    assert best.info["commit"] == "c0ffee02deadbeef" and passed == 1

@@ -23,7 +23,7 @@ from src.attention.methods import build_method
 from src.data.base import DATASETS, Sample, dataset_params
 from src.eval.generate import generate
 from src.eval.loggers import LOGGERS
-from src.eval.results import SampleLog, git_commit, rows_frame, write_jsonl, write_summary
+from src.eval.results import SampleLog, git_commit, rows_frame, utc_now, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
 from src.eval.stats import StatsRecorder
 from src.metrics.registry import get_metric
@@ -125,6 +125,7 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         "dataset": cfg.dataset.label,
         "device": device_name(loaded.model.device),
         "commit": git_commit(),
+        "written_at": utc_now(),
         "samples": len(frame),
         "mean_density": _mean(frame, "density"),
         "mean_prefill_s": _mean(frame, "prefill_s"),

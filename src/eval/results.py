@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second: when a result file was written, so reports
+    can tell the newest result apart even after a checkout reset every file's mtime."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -58,14 +58,25 @@ class Source:
         return text
 
 
+Recency = tuple[str, float]
+
+
+def recency(record: dict[str, Any], path: Path) -> Recency:
+    """Sort key of a result file: the UTC time its writer recorded ('written_at', ISO 8601), then
+    the file's mtime. A file without one (written before it was recorded) counts as older than
+    any with one: a checkout gives every file the same fresh mtime, so mtime alone would let the
+    order of a clone decide which result a table shows."""
+    return str(record.get("written_at", "")), path.stat().st_mtime
+
+
 @dataclass
 class Run:
-    """One finished run: its provenance (run.json), its scored sample rows and its file time."""
+    """One finished run: its provenance (run.json), its scored sample rows and how recent it is."""
 
     path: Path
     info: dict[str, Any]
     rows: list[dict[str, Any]]
-    mtime: float
+    recency: Recency
     label: str = ""
 
     @property
@@ -149,7 +160,7 @@ class Bench:
 
     path: Path
     record: dict[str, Any]
-    mtime: float
+    recency: Recency
     label: str = ""
 
     @property
@@ -259,7 +270,7 @@ def read_run(run_json: Path, root: Path | None = None) -> Run:
         raise ResultsError(f"{samples}: not UTF-8 text ({err.reason})") from None
     _check_rows(samples, rows)
     label = str(run_json.parent.relative_to(root)) if root else ""
-    return Run(run_json.parent, info, rows, run_json.stat().st_mtime, label)
+    return Run(run_json.parent, info, rows, recency(info, run_json), label)
 
 
 def collect_runs(results: Path) -> list[Run]:
@@ -282,7 +293,7 @@ def read_bench(path: Path, root: Path | None = None) -> Bench:
         if bad:
             raise ResultsError(f"{path}: row {row.get('name') or row.get('method')} at {row['length']} has non-numeric {', '.join(bad)}")
     label = str(path.relative_to(root)) if root else ""
-    return Bench(path, record, path.stat().st_mtime, label)
+    return Bench(path, record, recency(record, path), label)
 
 
 def _finite(value: Any) -> bool:
@@ -293,11 +304,11 @@ def collect_bench(results: Path) -> list[Bench]:
     """Every results/bench/*.json (attention kernels and TTFT), oldest first."""
     bench_dir = results / "bench"
     found = [read_bench(path, results) for path in sorted(bench_dir.glob("*.json"))] if bench_dir.is_dir() else []
-    return sorted(found, key=lambda b: b.mtime)
+    return sorted(found, key=lambda b: b.recency)
 
 
-def newest(items: Iterable[T], key: Callable[[T], Hashable], mtime: Callable[[T], float]) -> dict[Hashable, tuple[T, int]]:
-    """For each key, the item with the latest `mtime` and how many other items shared that key."""
+def newest(items: Iterable[T], key: Callable[[T], Hashable], when: Callable[[T], Recency]) -> dict[Hashable, tuple[T, int]]:
+    """For each key, the most recent item (by `when`) and how many other items shared that key."""
     chosen: dict[Hashable, tuple[T, int]] = {}
     for item in items:
         k = key(item)
@@ -305,5 +316,5 @@ def newest(items: Iterable[T], key: Callable[[T], Hashable], mtime: Callable[[T]
             chosen[k] = (item, 0)
             continue
         best, passed = chosen[k]
-        chosen[k] = (item if mtime(item) > mtime(best) else best, passed + 1)
+        chosen[k] = (item if when(item) > when(best) else best, passed + 1)
     return chosen

@@ -254,7 +254,7 @@ def ruler_length_figures(runs: list[Run], out: Path, paper_dir: Path) -> list[Fi
         return []
     paper = load_table("table3_ruler", paper_dir)
     paper = paper[paper["length"] != "Avg"]
-    chosen = newest(ruler, lambda r: (r.model, method_label(r), r.length), lambda r: r.mtime)
+    chosen = newest(ruler, lambda r: (r.model, method_label(r), r.length), lambda r: r.recency)
     figures = []
     for model in sorted({key[0] for key in chosen}):
         fig, ax = plt.subplots(figsize=(6.5, 4.5))

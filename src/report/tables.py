@@ -221,7 +221,7 @@ def _runs_of(runs: Iterable[Run], benchmark: str) -> list[Run]:
 
 
 def _newest_runs(runs: Iterable[Run], key: Callable[[Run], Any]) -> dict[Any, tuple[Run, int]]:
-    return newest(runs, key, lambda run: run.mtime)
+    return newest(runs, key, lambda run: run.recency)
 
 
 def _density_cell(run: Run, source: Source) -> Cell:
@@ -358,7 +358,7 @@ def selected_blocks_table(runs: list[Run], benches: list[Bench], paper_dir: Path
             pbs_row = _bench_row(bench, length, "method:pbs:head", "method:pbs")
             if mean_row and pbs_row and mean_row.get("density") is not None and pbs_row.get("density") is not None:
                 items.append((bench, group, length, mean_row["density"], pbs_row["density"]))
-    for (group, length), ((bench, _, _, without, with_perm), passed) in newest(items, lambda i: (i[1], i[2]), lambda i: i[0].mtime).items():
+    for (group, length), ((bench, _, _, without, with_perm), passed) in newest(items, lambda i: (i[1], i[2]), lambda i: i[0].recency).items():
         bench_groups.add(group)
         total = causal_block_count(length, bench.args.get("block", PAPER_BLOCK))
         ours[(group, length_label(length))] = _blocks_cells(total, without * total, with_perm * total, (bench.source(group, passed),))
@@ -389,7 +389,7 @@ def breakdown_table(benches: list[Bench], paper_dir: Path) -> Comparison:
             if sdpa and pbs and sdpa.get("ms") and pbs.get("attention_ms") is not None:
                 items.append((bench, group, length, sdpa, pbs))
     ours = {}
-    for (group, length), ((bench, _, _, sdpa, pbs), passed) in newest(items, lambda i: (i[1], i[2]), lambda i: i[0].mtime).items():
+    for (group, length), ((bench, _, _, sdpa, pbs), passed) in newest(items, lambda i: (i[1], i[2]), lambda i: i[0].recency).items():
         total = pbs["permute_ms"] + pbs["select_ms"] + pbs["attention_ms"]
         values = {"SDPA ms": sdpa["ms"], "permutation ms": pbs["permute_ms"], "selection ms": pbs["select_ms"],
                   "attention ms": pbs["attention_ms"], "total ms": total,
@@ -418,7 +418,7 @@ def ttft_table(benches: list[Bench], paper_dir: Path) -> Comparison:
         for row in bench.rows if row.get("speedup_vs_sdpa") is not None and "model" in row and "method" in row
     ]
     ours: dict[tuple[str, str], dict[str, Cell]] = {}
-    for (group, method, length), ((bench, *_, speedup), passed) in newest(items, lambda i: i[1:4], lambda i: i[0].mtime).items():
+    for (group, method, length), ((bench, *_, speedup), passed) in newest(items, lambda i: i[1:4], lambda i: i[0].recency).items():
         ours.setdefault((group, method), {})[length] = Cell(speedup, (bench.source(group.rsplit(" on ", 1)[0], passed),))
     paper = paper_cells(load_table("ttft_qwen3", paper_dir), "method", "length", "speedup_vs_flashattention")
     lengths = sorted({c for cells in [*paper.values(), *ours.values()] for c in cells}, key=length_order)
