@@ -27,7 +27,7 @@ from triton.errors import TritonError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.timing import median_ms, write_record  # noqa: E402
+from experiments.timing import graph_replay_ms, median_ms, write_record  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
 from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton  # noqa: E402
@@ -221,15 +221,17 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
         key_perm = method.permuter(q, k, scale=scale)
         plan = method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)
         density = mean_density(plan, length)
-        permute_ms = median_ms(lambda: method.permuter(q, k, scale=scale), budget_ms=args.budget_ms)
-        select_ms = median_ms(
-            lambda: method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale), budget_ms=args.budget_ms
-        )
+        permute = lambda: method.permuter(q, k, scale=scale)  # noqa: E731
+        select = lambda: method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)  # noqa: E731
+        permute_ms = median_ms(permute, budget_ms=args.budget_ms)
+        select_ms = median_ms(select, budget_ms=args.budget_ms)
         attend_ms = median_ms(lambda: plan.attend(q, k, v, scale=scale, backend=method.backend), budget_ms=args.budget_ms)
+        graph_ms = {f"{stage}_graph_ms": graph_replay_ms(fn, budget_ms=args.budget_ms) for stage, fn in (("permute", permute), ("select", select))}
         rows.append(
             {"length": length, "name": f"method:{spec}", "density": round(density, 4), "permute_ms": round(permute_ms, 4),
              "select_ms": round(select_ms, 4), "attention_ms": round(attend_ms, 4),
-             "ms": round(permute_ms + select_ms + attend_ms, 4)}
+             "ms": round(permute_ms + select_ms + attend_ms, 4),
+             **{key: None if ms is None else round(ms, 4) for key, ms in graph_ms.items()}}
         )
         del plan, key_perm
     return rows
@@ -292,7 +294,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    cols = ["length", "name", "density", "ms", "ratio_to_sdpa", "tflops", "permute_ms", "select_ms", "attention_ms", "note"]
+    cols = ["length", "name", "density", "ms", "ratio_to_sdpa", "tflops", "permute_ms", "select_ms", "attention_ms",
+            "permute_graph_ms", "select_graph_ms", "note"]
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join("" if row.get(c) is None else str(row.get(c)) for c in cols))

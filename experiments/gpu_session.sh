@@ -5,6 +5,7 @@
 # writes its JSON as it goes, into $OUT):
 #   tests         GPU-marked tests
 #   bench         attention benchmark: kernels vs SDPA, per-method permute/select/attention breakdown
+#   bench_estimate   method rows only (SDPA and the density-1 kernel for reference), eager and CUDA-graph times
 #   tiles         launch-shape sweeps: our kernel at density 1, XAttention's estimation, MInference's attention
 #   ttft_llama    TTFT of the random-weight Llama-3.1-8B architecture at 8K/32K/128K   (needs .carry/tok)
 #   ttft_llama_gaps  the same at 16K/64K, and MInference at 128K                      (needs .carry/tok)
@@ -62,6 +63,10 @@ for step in "$@"; do
     timeout 230 python3 experiments/bench_attention.py --lengths 4096 8192 16384 32768 131072 --budget-ms 500 \
       --out "$OUT/bench_attention.json" > "$OUT/bench_attention.log" 2>&1
     grep -v "^\[" "$OUT/bench_attention.log" | tail -60 ;;
+  bench_estimate)
+    timeout 200 python3 experiments/bench_attention.py --lengths 4096 8192 16384 32768 131072 --densities --no-flex \
+      --budget-ms 400 --out "$OUT/bench_estimate.json" > "$OUT/bench_estimate.log" 2>&1
+    grep -v "^\[" "$OUT/bench_estimate.log" | grep -E "method|sdpa" | tail -40 ;;
   tiles)
     timeout 180 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods \
       --method-lengths 131072 --budget-ms 400 \

@@ -30,6 +30,27 @@ def median_ms(fn: Callable[[], object], *, warmup: int = 2, budget_ms: float = 1
     return statistics.median(times)
 
 
+def graph_replay_ms(fn: Callable[[], object], *, budget_ms: float = 1500.0) -> float | None:
+    """Median milliseconds of `fn` replayed as a CUDA graph: its GPU time without the Python and
+    launch overhead an eager call pays (what a prefill hides behind the GPU work queued before).
+    None off CUDA, or when `fn` cannot be captured (it synchronises with the host)."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+    except RuntimeError:
+        torch.cuda.synchronize()
+        return None
+    return median_ms(graph.replay, budget_ms=budget_ms)
+
+
 def _time_once(fn: Callable[[], object], cuda: bool) -> float:
     if cuda:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

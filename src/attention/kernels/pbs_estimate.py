@@ -155,9 +155,10 @@ def _segment_order_kernel(
             key_valid = (in_chunk < SEGMENT) & (key_pos < seq_len)
             k = tl.load(k_base + key_pos.to(tl.int64)[:, None] * stride_kl + offs_d[None, :],
                         mask=key_valid[:, None], other=0.0)
-            qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-            visible = (key_pos[None, :] <= q_pos[:, None]) & q_valid[:, None] & key_valid[None, :]
-            score = tl.sum(tl.where(visible, tl.math.exp2(qk - lse[:, None]), 0.0), 0) * inv_count
+            # keys x queries, so each key's sum over queries stays inside a warp
+            kq = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale
+            visible = (key_pos[:, None] <= q_pos[None, :]) & q_valid[None, :] & key_valid[:, None]
+            score = tl.sum(tl.where(visible, tl.math.exp2(kq - lse[None, :]), 0.0), 1) * inv_count
             if g > 0:
                 score += tl.load(Scores + row_base + key_pos, mask=key_valid, other=0.0, volatile=True)
             tl.store(Scores + row_base + key_pos, score, mask=key_valid)
@@ -171,10 +172,10 @@ def _segment_order_kernel(
             for i_start in range(0, SEGMENT, RANK_TILE):
                 i = i_start + tl.arange(0, RANK_TILE)
                 score_i = tl.load(Scores + row_base + seg_start + i, mask=i < SEGMENT, other=-1.0, volatile=True)
-                ahead = (score_i[:, None] > score_j[None, :]) | (
-                    (score_i[:, None] == score_j[None, :]) & (i[:, None] < j[None, :])
+                ahead = (score_i[None, :] > score_j[:, None]) | (
+                    (score_i[None, :] == score_j[:, None]) & (i[None, :] < j[:, None])
                 )
-                rank += tl.sum(ahead.to(tl.int32), 0)
+                rank += tl.sum(ahead.to(tl.int32), 1)
             tl.store(Perm + row_base + seg_start + rank, (seg_start + j).to(tl.int64), mask=j_valid)
     else:
         for j_start in range(0, SEGMENT, RANK_TILE):
