@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from experiments.timing import graph_replay_ms, median_ms, write_record  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
 from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
+from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton  # noqa: E402
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.attention.plan import causal_block_count  # noqa: E402
@@ -40,18 +41,27 @@ from src.attention.select.common import causal_block_layout  # noqa: E402
 TILE_ERRORS = (ValueError, TritonError)
 
 
-def parse_tile(text: str) -> TileShape:
-    """argparse type of the tile options: "M,N,WARPS,STAGES" as four positive ints."""
-    try:
-        tile = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        tile = ()
-    if len(tile) != 4 or min(tile) < 1:
-        raise argparse.ArgumentTypeError(f"tile {text!r} is not M,N,WARPS,STAGES (four positive ints)")
-    return tile
+def int_tuple_parser(fields: str) -> Callable[[str], tuple[int, ...]]:
+    """argparse type reading "A,B,..." as positive ints, one per comma-separated name in `fields`."""
+    count = len(fields.split(","))
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(part) for part in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != count or min(values) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {fields} ({count} positive ints)")
+        return values
+
+    return parse
 
 
-def tile_label(tile: TileShape | None) -> str:
+parse_tile = int_tuple_parser("M,N,WARPS,STAGES")
+parse_perm_launch = int_tuple_parser("LSE_KEYS,LSE_PROGRAMS,LSE_WARPS,ORDER_KEYS,ORDER_WARPS,STAGES")
+
+
+def tile_label(tile: tuple[int, ...] | None) -> str:
     """A tile as it appears in row names: "M,N,WARPS,STAGES", or "default" for the kernel's own."""
     return "default" if tile is None else ",".join(map(str, tile))
 
@@ -271,9 +281,19 @@ def time_minference_tiles(
         add(f"minference_attention_tile[{tile_label(tile)}]", attend, density)
 
 
+def time_permutation_launches(add: Callable[..., None], args: argparse.Namespace, q: torch.Tensor, k: torch.Tensor, scale: float) -> None:
+    """PBS's Triton key permutation (per query head) at its default launch and each `--perm-launches` one."""
+    for launch in [None, *args.perm_launches]:
+        permute = functools.partial(
+            segment_permutation_triton, q, k, segment_size=args.segment, num_last_queries=args.block, scale=scale,
+            per_group=False, launch=None if launch is None else PermutationLaunch(*launch),
+        )
+        add(f"pbs_permute_launch[{tile_label(launch)}]", permute, None)
+
+
 def tile_rows(args: argparse.Namespace, length: int, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
-    """Tile sweeps of two baseline kernels on the method rows' inputs; a tile a kernel cannot run
-    gets a row with ms None and the reason."""
+    """Launch-shape sweeps of estimation and baseline kernels on the method rows' inputs; a shape
+    a kernel cannot run gets a row with ms None and the reason."""
     q, k, v = method_inputs(args, length, device, dtype)
     scale = q.shape[-1] ** -0.5
     rows: list[dict[str, Any]] = []
@@ -282,6 +302,8 @@ def tile_rows(args: argparse.Namespace, length: int, device: torch.device, dtype
         time_xattention_tiles(add, args, q, k, scale)
     if args.vs_tiles:
         time_minference_tiles(add, args, q, k, v, scale)
+    if args.perm_launches:
+        time_permutation_launches(add, args, q, k, scale)
     return rows
 
 
@@ -323,6 +345,10 @@ def main() -> None:
         "--vs-tiles", nargs="*", type=parse_tile, default=[],
         help="tiles M,N,WARPS,STAGES at which to time MInference's vertical-slash attention (and its default), at --method-lengths",
     )
+    parser.add_argument(
+        "--perm-launches", nargs="*", type=parse_perm_launch, default=[],
+        help="launch shapes LSE_KEYS,LSE_PROGRAMS,LSE_WARPS,ORDER_KEYS,ORDER_WARPS,STAGES at which to time PBS's Triton permutation",
+    )
     parser.add_argument("--budget-ms", type=float, default=1500.0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -333,7 +359,7 @@ def main() -> None:
     stages = [("kernels", length, kernel_rows) for length in args.lengths]
     method_lengths = args.method_lengths if args.method_lengths is not None else args.lengths
     stages += [("methods", length, method_rows) for length in method_lengths]
-    if args.xattn_tiles or args.vs_tiles:
+    if args.xattn_tiles or args.vs_tiles or args.perm_launches:
         stages += [("tiles", length, tile_rows) for length in method_lengths]
     for stage, length, measure in stages:
         rows += measure(args, length, device, dtype)

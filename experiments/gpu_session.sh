@@ -6,6 +6,7 @@
 #   tests         GPU-marked tests
 #   bench         attention benchmark: kernels vs SDPA, per-method permute/select/attention breakdown
 #   bench_estimate   method rows only (SDPA and the density-1 kernel for reference), eager and CUDA-graph times
+#   perm_tiles    launch-shape sweep of PBS's Triton permutation at 8K and 128K
 #   tiles         launch-shape sweeps: our kernel at density 1, XAttention's estimation, MInference's attention
 #   ttft_llama    TTFT of the random-weight Llama-3.1-8B architecture at 8K/32K/128K   (needs .carry/tok)
 #   ttft_llama_gaps  the same at 16K/64K, and MInference at 128K                      (needs .carry/tok)
@@ -67,6 +68,12 @@ for step in "$@"; do
     timeout 200 python3 experiments/bench_attention.py --lengths 4096 8192 16384 32768 131072 --densities --no-flex \
       --budget-ms 400 --out "$OUT/bench_estimate.json" > "$OUT/bench_estimate.log" 2>&1
     grep -v "^\[" "$OUT/bench_estimate.log" | grep -E "method|sdpa" | tail -40 ;;
+  perm_tiles)
+    timeout 200 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods --budget-ms 300 \
+      --perm-launches 128,256,8,64,8,3 64,1024,8,64,8,3 64,512,4,64,4,3 64,256,8,128,8,3 64,256,8,32,4,3 \
+        128,1024,8,128,8,2 64,1024,4,64,4,2 32,1024,4,32,4,3 64,256,8,64,4,3 64,256,4,64,8,3 \
+      --out "$OUT/bench_perm_tiles.json" > "$OUT/bench_perm_tiles.log" 2>&1
+    grep -v "^\[" "$OUT/bench_perm_tiles.log" | tail -30 ;;
   tiles)
     timeout 180 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods \
       --method-lengths 131072 --budget-ms 400 \

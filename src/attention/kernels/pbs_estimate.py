@@ -26,6 +26,7 @@ graph; nothing L x L is built (the pooled block logits are (L/B)^2 per head).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -38,8 +39,25 @@ from src.attention.plan import num_blocks
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_LAST_QUERIES = 128
 MAX_SEGMENT = 4096
-KEYS_PER_TILE = 64
-MAX_SPLITS = 16
+MAX_SPLITS = 64
+
+
+@dataclass(frozen=True)
+class PermutationLaunch:
+    """Launch shape of the two permutation kernels (a benchmark sweeps it; defaults from one).
+
+    lse_keys / order_keys: keys per tile of the log-sum-exp pass / the scoring pass.
+    lse_programs: programs the log-sum-exp pass aims for, by splitting each head's keys into up
+        to MAX_SPLITS ranges (few heads or a short input would leave SMs idle otherwise).
+    lse_warps / order_warps: warps per program; num_stages: software pipelining depth.
+    """
+
+    lse_keys: int = 64
+    lse_programs: int = 256
+    lse_warps: int = 8
+    order_keys: int = 64
+    order_warps: int = 8
+    num_stages: int = 3
 
 
 def triton_unsupported(q: torch.Tensor, *, num_last_queries: int = 1, segment_size: int | None = None) -> str | None:
@@ -184,30 +202,39 @@ def _segment_order_kernel(
 
 
 def segment_permutation_triton(
-    q: torch.Tensor, k: torch.Tensor, *, segment_size: int, num_last_queries: int, scale: float, per_group: bool
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    segment_size: int,
+    num_last_queries: int,
+    scale: float,
+    per_group: bool,
+    launch: PermutationLaunch | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(key_perm int64, scores float32), both [B, P, L]: `SegmentedKeyPermuter`'s result.
 
     P is Hq, or Hkv when per_group (one order per kv group, scored by its heads' mean).
     """
+    launch = launch or PermutationLaunch()
     batch, q_heads, length, head_dim = q.shape
     kv_heads = k.shape[1]
     q, k = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k))
     n = min(num_last_queries, length)
     block_q = max(16, triton.next_power_of_2(n))
-    tiles = triton.cdiv(length, KEYS_PER_TILE)
-    splits = max(1, min(MAX_SPLITS, tiles, triton.cdiv(256, batch * q_heads)))
-    keys_per_split = triton.cdiv(tiles, splits) * KEYS_PER_TILE
+    tiles = triton.cdiv(length, launch.lse_keys)
+    splits = max(1, min(MAX_SPLITS, tiles, triton.cdiv(launch.lse_programs, batch * q_heads)))
+    keys_per_split = triton.cdiv(tiles, splits) * launch.lse_keys
     splits = triton.cdiv(length, keys_per_split)
-    part_max = torch.empty(batch * q_heads, MAX_SPLITS, block_q, dtype=torch.float32, device=q.device)
+    splits_pow2 = triton.next_power_of_2(splits)
+    part_max = torch.empty(batch * q_heads, splits_pow2, block_q, dtype=torch.float32, device=q.device)
     part_sum = torch.empty_like(part_max)
     qk_scale = scale * LOG2E
     precision = dot_precision(q.dtype)
     _last_query_lse_kernel[(splits, batch * q_heads)](
         q, k, part_max, part_sum, *q.stride()[:3], *k.stride()[:3],
         q_heads, q_heads // kv_heads, length, n, keys_per_split, qk_scale,
-        HEAD_DIM=head_dim, BLOCK_Q=block_q, BLOCK_N=KEYS_PER_TILE, SPLITS=MAX_SPLITS,
-        DOT_PRECISION=precision, num_warps=4 if block_q <= 64 else 8,
+        HEAD_DIM=head_dim, BLOCK_Q=block_q, BLOCK_N=launch.lse_keys, SPLITS=splits_pow2,
+        DOT_PRECISION=precision, num_warps=launch.lse_warps, num_stages=launch.num_stages,
     )
     perm_heads = kv_heads if per_group else q_heads
     heads_per_perm = q_heads // perm_heads
@@ -216,9 +243,10 @@ def segment_permutation_triton(
     _segment_order_kernel[(triton.cdiv(length, segment_size), batch * perm_heads)](
         q, k, part_max, part_sum, scores, key_perm, *q.stride()[:3], *k.stride()[:3],
         q_heads, q_heads // kv_heads, perm_heads, length, n, splits, qk_scale, 1.0 / (n * heads_per_perm),
-        HEAD_DIM=head_dim, BLOCK_Q=block_q, BLOCK_N=min(KEYS_PER_TILE, triton.next_power_of_2(segment_size)),
-        SPLITS=MAX_SPLITS, SEGMENT=segment_size, RANK_TILE=min(128, triton.next_power_of_2(segment_size)),
-        HEADS_PER_PERM=heads_per_perm, DOT_PRECISION=precision, num_warps=4 if block_q <= 64 else 8,
+        HEAD_DIM=head_dim, BLOCK_Q=block_q, BLOCK_N=min(launch.order_keys, triton.next_power_of_2(segment_size)),
+        SPLITS=splits_pow2, SEGMENT=segment_size, RANK_TILE=min(128, triton.next_power_of_2(segment_size)),
+        HEADS_PER_PERM=heads_per_perm, DOT_PRECISION=precision, num_warps=launch.order_warps,
+        num_stages=launch.num_stages,
     )
     return key_perm, scores
 
