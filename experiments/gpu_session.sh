@@ -70,8 +70,8 @@ for step in "$@"; do
     grep -v "^\[" "$OUT/bench_estimate.log" | grep -E "method|sdpa" | tail -40 ;;
   perm_tiles)
     timeout 200 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods --budget-ms 300 \
-      --perm-launches 128,256,8,64,8,3 64,1024,8,64,8,3 64,512,4,64,4,3 64,256,8,128,8,3 64,256,8,32,4,3 \
-        128,1024,8,128,8,2 64,1024,4,64,4,2 32,1024,4,32,4,3 64,256,8,64,4,3 64,256,4,64,8,3 \
+      --perm-launches 64,256,8,64,8,3 64,512,4,64,4,3 64,256,8,32,4,3 64,256,8,64,2,3 64,256,8,128,4,3 \
+        64,512,8,64,4,3 64,256,8,64,4,2 64,256,8,64,4,4 32,256,4,64,4,3 \
       --out "$OUT/bench_perm_tiles.json" > "$OUT/bench_perm_tiles.log" 2>&1
     grep -v "^\[" "$OUT/bench_perm_tiles.log" | tail -30 ;;
   tiles)
