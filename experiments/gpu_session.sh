@@ -11,6 +11,7 @@
 #   ttft_llama    TTFT of the random-weight Llama-3.1-8B architecture at 8K/32K/128K   (needs .carry/tok)
 #   ttft_llama_gaps  the same at 16K/64K, and MInference at 128K                      (needs .carry/tok)
 #   ruler         SmolLM2 RULER 4K/8K for every method                                  (needs the GGUF)
+#   ruler_estimate  SmolLM2 RULER 4K for the methods whose estimation now runs in Triton kernels (needs the GGUF)
 #   ruler_long    SmolLM2 MInference RULER 8K; RULER 16K/32K (RoPE x4, beyond the trained 8K), every method
 #   ttft_smollm2  TTFT of SmolLM2 (RoPE x16) from 2K to 128K                            (needs the GGUF)
 #   coverage      Fig. 1 / Table 4-6 / Fig. 6 targets on SmolLM2 at 4K and 8K, on the GPU     (needs the GGUF)
@@ -102,6 +103,7 @@ for step in "$@"; do
     ttft_llama ttft_llama8b_random_gaps.json 170 "$METHODS" "16384 65536"
     ttft_llama ttft_llama8b_random_minference.json 110 "dense minference" "131072" ;;
   ruler) join_gguf && ruler ruler 330 dataset.length=4096,8192 method=${METHODS// /,} ;;
+  ruler_estimate) join_gguf && ruler ruler_estimate 200 dataset.length=4096 method=pbs,meanpooling,pbs_plus,xattention ;;
   ruler_long)
     join_gguf && ruler ruler_minference_8k 80 dataset.length=8192 method=minference
     ruler ruler_long 440 model=smollm2_rope4x dataset.length=16384,32768 method=${METHODS// /,} ;;
