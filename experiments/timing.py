@@ -10,11 +10,13 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from src.eval.results import git_commit, utc_now
+
+T = TypeVar("T")
 
 
 def median_ms(fn: Callable[[], object], *, warmup: int = 2, budget_ms: float = 1500.0, min_runs: int = 3, max_runs: int = 20) -> float:
@@ -30,6 +32,20 @@ def median_ms(fn: Callable[[], object], *, warmup: int = 2, budget_ms: float = 1
     return statistics.median(times)
 
 
+def capture_cuda_graph(fn: Callable[[], T]) -> tuple[torch.cuda.CUDAGraph, T]:
+    """`fn` captured as a CUDA graph after one warm-up call on a side stream (compiles kernels,
+    allocates once), and the output tensors the captured call wrote; replay refills them."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = fn()
+    return graph, output
+
+
 def graph_replay_ms(fn: Callable[[], object], *, budget_ms: float = 1500.0) -> float | None:
     """Median milliseconds of `fn` replayed as a CUDA graph: its GPU time without the Python and
     launch overhead an eager call pays (what a prefill hides behind the GPU work queued before).
@@ -37,14 +53,7 @@ def graph_replay_ms(fn: Callable[[], object], *, budget_ms: float = 1500.0) -> f
     if not torch.cuda.is_available():
         return None
     try:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            fn()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fn()
+        graph, _ = capture_cuda_graph(fn)
     except RuntimeError:
         torch.cuda.synchronize()
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from experiments.timing import capture_cuda_graph
 from src.attention.components import PERMUTERS
 from src.attention.permute import (
     IdentityPermuter,
@@ -163,18 +164,12 @@ def test_config_errors_are_one_clear_line(params: dict[str, object], message: st
 
 
 @pytest.mark.gpu
-def test_permuter_captures_in_a_cuda_graph() -> None:
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_permuter_captures_in_a_cuda_graph(backend: str) -> None:
     q, k = (t.cuda().half() for t in random_qk(length=1000, dtype=torch.float32))
-    permuter = SegmentedKeyPermuter(segment_size=256, num_last_queries=128)
+    permuter = SegmentedKeyPermuter(segment_size=256, num_last_queries=128, backend=backend)
     eager = permuter(q, k, scale=SCALE)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        permuter(q, k, scale=SCALE)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = permuter(q, k, scale=SCALE)
+    graph, captured = capture_cuda_graph(lambda: permuter(q, k, scale=SCALE))
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(captured, eager)

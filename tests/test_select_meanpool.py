@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from experiments.timing import capture_cuda_graph
 from src.attention.components import SELECTORS
 from src.attention.kernels import block_sparse_attention
 from src.attention.permute import SegmentedKeyPermuter
@@ -265,24 +266,18 @@ def test_bad_call_inputs_fail_clearly() -> None:
 
 
 @pytest.mark.gpu
-def test_permute_and_select_capture_in_a_cuda_graph() -> None:
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_permute_and_select_capture_in_a_cuda_graph(backend: str) -> None:
     q, k = (t.cuda().half() for t in random_qk(1000))
-    permuter = SegmentedKeyPermuter(segment_size=256, num_last_queries=128)
-    selector = MeanPoolSelector(block_size=128, threshold=0.9)
+    permuter = SegmentedKeyPermuter(segment_size=256, num_last_queries=128, backend=backend)
+    selector = MeanPoolSelector(block_size=128, threshold=0.9, backend=backend)
 
     def step() -> torch.Tensor:
         perm = permuter(q, k, scale=SCALE)
         return selector(q, k, key_perm=perm, segment_size=256, scale=SCALE).block_mask
 
     eager = step()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        step()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = step()
+    graph, captured = capture_cuda_graph(step)
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(captured, eager)

@@ -33,7 +33,7 @@ import triton.language as tl
 # block_sparse also brings its interpreter fix (loop bounds computed from scalars under NumPy >=
 # 2.4), which this module's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
 from src.attention.kernels.backends import ESTIMATE_BACKENDS, resolve_estimate_backend
-from src.attention.kernels.block_sparse import LOG2E, TileConfig
+from src.attention.kernels.block_sparse import LOG2E, TileConfig, dot_precision
 from src.attention.plan import num_blocks
 
 BACKENDS = ESTIMATE_BACKENDS
@@ -301,7 +301,7 @@ def antidiagonal_block_mass_triton(
         BLOCK_M=config.block_m,
         BLOCK_N=config.block_n,
         HAS_PERM=key_perm is not None,
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        DOT_PRECISION=dot_precision(q.dtype),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
     )

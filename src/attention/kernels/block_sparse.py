@@ -23,6 +23,12 @@ from src.attention.kernels.layout import CausalKVLists
 LOG2E = 1.4426950408889634
 
 
+def dot_precision(dtype: torch.dtype) -> str:
+    """tl.dot's input precision for every kernel here: exact fp32 products for fp32 inputs (the
+    references' precision, so tests compare tightly), tensor cores for 16-bit inputs."""
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
 def _let_interpreter_index_with_scalars() -> None:
     """Make the Triton interpreter accept loaded scalars as loop bounds under NumPy >= 2.4.
 
@@ -289,7 +295,7 @@ def block_sparse_attention_triton(
         BLOCK_M=config.block_m,
         BLOCK_N=config.block_n,
         HAS_PERM=key_perm is not None,
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        DOT_PRECISION=dot_precision(q.dtype),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
     )

@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 # block_sparse also installs the interpreter fix for loop bounds loaded from memory.
-from src.attention.kernels.block_sparse import LOG2E
+from src.attention.kernels.block_sparse import LOG2E, dot_precision
 from src.attention.plan import num_blocks
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -75,11 +75,6 @@ def triton_unsupported(q: torch.Tensor, *, num_last_queries: int = 1, segment_si
     if not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         return f"inputs on {q.device} (needs CUDA, or TRITON_INTERPRET=1 set before import)"
     return None
-
-
-def dot_precision(dtype: torch.dtype) -> str:
-    """Exact fp32 products for fp32 inputs (the references' precision), tensor cores otherwise."""
-    return "ieee" if dtype == torch.float32 else "tf32"
 
 
 @triton.jit

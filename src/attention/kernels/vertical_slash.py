@@ -25,7 +25,7 @@ import triton.language as tl
 
 # block_sparse also installs its interpreter fix (loop bounds loaded from memory under
 # NumPy >= 2.4), which this kernel's per-tile loop bounds need with TRITON_INTERPRET=1.
-from src.attention.kernels.block_sparse import LOG2E
+from src.attention.kernels.block_sparse import LOG2E, dot_precision
 from src.attention.kernels.reference import block_sparse_attention_reference
 
 BACKENDS = ("triton", "flex", "torch")
@@ -410,7 +410,7 @@ def vertical_slash_attention_triton(
         HEAD_DIM=head_dim,
         BLOCK_M=block_m,
         BLOCK_N=block_n,
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        DOT_PRECISION=dot_precision(q.dtype),
         num_warps=num_warps,
         num_stages=num_stages,
     )
