@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import PERMUTERS
-from src.attention.kernels.backends import ESTIMATE_BACKENDS, resolve_estimate_backend
+from src.attention.kernels.backends import check_estimate_backend, resolve_estimate_backend
 from src.attention.kernels.pbs_estimate import segment_permutation_triton, triton_unsupported
 from src.registry import ConfigError
 
@@ -126,8 +126,7 @@ class SegmentedKeyPermuter:
             )
         if target not in TARGETS:
             raise ConfigError(f"permutation target {target!r} is not implemented; allowed: {', '.join(TARGETS)}")
-        if backend not in ESTIMATE_BACKENDS:
-            raise ConfigError(f"unknown permuter backend {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
+        check_estimate_backend(backend, "permuter backend", ConfigError)
         self.segment_size: int | None = segment_size
         self.num_last_queries = num_last_queries
         self.gqa_permutation = gqa_permutation

@@ -12,10 +12,11 @@ import torch
 ESTIMATE_BACKENDS = ("auto", "triton", "torch")
 
 
-def check_estimate_backend(backend: str) -> str:
-    """The backend name, or a ValueError listing the allowed ones."""
+def check_estimate_backend(backend: str, what: str = "backend", error: type[Exception] = ValueError) -> str:
+    """The backend name, or `error` ("unknown <what> ...") listing the allowed ones; components
+    checking their config pass ConfigError, calls checking an argument keep ValueError."""
     if backend not in ESTIMATE_BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
+        raise error(f"unknown {what} {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
     return backend
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.kernels.backends import check_estimate_backend
 from src.attention.kernels.antidiagonal_scores import (
-    BACKENDS,
     TileConfig,
     antidiagonal_block_mass,
     resolve_backend,
@@ -106,8 +106,7 @@ class AntidiagonalSelector:
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size % block_size
         ):
             raise ConfigError(f"chunk_size must be None or a positive multiple of block_size {block_size}, got {chunk_size!r}")
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+        check_estimate_backend(backend, "backend", ConfigError)
         self.block_size = block_size
         self.stride = stride
         self.threshold = float(threshold)

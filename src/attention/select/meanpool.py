@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.kernels.backends import ESTIMATE_BACKENDS, resolve_estimate_backend
+from src.attention.kernels.backends import check_estimate_backend, resolve_estimate_backend
 from src.attention.kernels.pbs_estimate import pool_blocks_triton, threshold_select_triton, triton_unsupported
 from src.attention.permute import invert_permutation
 from src.attention.plan import BlockSparsePlan, num_blocks
@@ -105,8 +105,7 @@ class MeanPoolSelector:
         for name, flag in (("force_sink", force_sink), ("force_diagonal", force_diagonal)):
             if not isinstance(flag, bool):
                 raise ConfigError(f"{name} must be true or false, got {flag!r}")
-        if backend not in ESTIMATE_BACKENDS:
-            raise ConfigError(f"unknown selector backend {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
+        check_estimate_backend(backend, "selector backend", ConfigError)
         self.block_size = block_size
         self.threshold = float(threshold)
         self.force_sink = force_sink
