@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.timing import graph_replay_ms, median_ms, write_record  # noqa: E402
 from src.attention.kernels import block_sparse_attention  # noqa: E402
-from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
+from src.attention.kernels.block_sparse.triton import TileConfig, block_sparse_attention_triton  # noqa: E402
 from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton  # noqa: E402
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from src.attention.kernels.antidiagonal_scores import (
+from src.attention.kernels.antidiagonal import (
     TileConfig,
     antidiagonal_block_mass,
     antidiagonal_block_mass_reference,

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from src.attention.kernels import block_sparse_attention, block_sparse_attention_reference
-from src.attention.kernels.block_sparse import (
+from src.attention.kernels.block_sparse.triton import (
     TileConfig,
     block_sparse_attention_triton,
     causal_kv_lists_triton,
 )
-from src.attention.kernels.layout import causal_kv_lists, compact_kv_blocks
-from src.attention.kernels.reference import token_mask
+from src.attention.kernels.block_sparse.layout import causal_kv_lists, compact_kv_blocks
+from src.attention.kernels.block_sparse.naive import token_mask
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

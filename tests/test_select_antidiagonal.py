@@ -7,7 +7,7 @@ import torch
 from src.attention.components import SELECTORS
 from src.attention.permute import SegmentedKeyPermuter, permute_rows
 from src.attention.plan import DensePlan
-from src.attention.kernels.antidiagonal_scores import antidiagonal_scores
+from src.attention.kernels.antidiagonal import antidiagonal_scores
 from src.attention.select.antidiagonal import AntidiagonalSelector
 from src.attention.select.common import causal_block_layout
 from src.registry import ConfigError

@@ -23,7 +23,7 @@ import torch
 
 from src.attention.kernels.vertical_slash import pattern_tables
 from src.attention.plan import num_blocks
-from src.attention.kernels.antidiagonal_scores import grouped_logits, pad_tokens
+from src.attention.kernels.antidiagonal import grouped_logits, pad_tokens
 from src.attention.select.flexprefill import diagonal_sums, top_ranked
 from src.registry import ConfigError
 

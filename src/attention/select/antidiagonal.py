@@ -20,7 +20,7 @@ import torch
 
 from src.attention.components import SELECTORS
 from src.attention.kernels.backends import check_estimate_backend
-from src.attention.kernels.antidiagonal_scores import (
+from src.attention.kernels.antidiagonal import (
     TileConfig,
     antidiagonal_block_mass,
     resolve_backend,

@@ -21,7 +21,7 @@ import torch
 from src.attention.components import SELECTORS
 from src.attention.permute import permute_rows
 from src.attention.plan import BlockSparsePlan, DensePlan, num_blocks
-from src.attention.kernels.antidiagonal_scores import grouped_logits
+from src.attention.kernels.antidiagonal import grouped_logits
 from src.attention.select.common import causal_block_layout, mean_pool_blocks
 from src.attention.select.meanpool import check_inputs, pooled_permuted_keys
 from src.registry import ConfigError

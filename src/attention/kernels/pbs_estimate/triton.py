@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 # block_sparse also installs the interpreter fix for loop bounds loaded from memory.
-from src.attention.kernels.block_sparse import LOG2E, dot_precision
+from src.attention.kernels.block_sparse.triton import LOG2E, dot_precision
 from src.attention.plan import num_blocks
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from src.attention.kernels.layout import CausalKVLists
+from src.attention.kernels.block_sparse.layout import CausalKVLists
 
 LOG2E = 1.4426950408889634
 

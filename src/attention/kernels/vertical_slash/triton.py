@@ -25,8 +25,8 @@ import triton.language as tl
 
 # block_sparse also installs its interpreter fix (loop bounds loaded from memory under
 # NumPy >= 2.4), which this kernel's per-tile loop bounds need with TRITON_INTERPRET=1.
-from src.attention.kernels.block_sparse import LOG2E, dot_precision
-from src.attention.kernels.reference import block_sparse_attention_reference
+from src.attention.kernels.block_sparse.triton import LOG2E, dot_precision
+from src.attention.kernels.block_sparse.naive import block_sparse_attention_reference
 
 BACKENDS = ("triton", "flex", "torch")
 HEAD_DIMS = (64, 128)

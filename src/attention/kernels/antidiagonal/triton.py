@@ -33,7 +33,7 @@ import triton.language as tl
 # block_sparse also brings its interpreter fix (loop bounds computed from scalars under NumPy >=
 # 2.4), which this module's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
 from src.attention.kernels.backends import resolve_estimate_backend
-from src.attention.kernels.block_sparse import LOG2E, TileConfig, dot_precision
+from src.attention.kernels.block_sparse.triton import LOG2E, TileConfig, dot_precision
 from src.attention.plan import num_blocks
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
