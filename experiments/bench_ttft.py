@@ -33,7 +33,7 @@ from src.attention.methods import build_method  # noqa: E402
 from src.configs import group_config  # noqa: E402
 from src.data.base import DATASETS  # noqa: E402
 from src.eval.generate import render_prompt  # noqa: E402
-from src.eval.stats import StatsRecorder  # noqa: E402
+from src.attention.stats import StatsRecorder  # noqa: E402
 from src.models.loader import load_model  # noqa: E402
 
 def method_config(name: str, overrides: list[str]) -> Any:

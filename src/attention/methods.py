@@ -18,7 +18,7 @@ import src.attention.select.meanpool  # noqa: F401
 import src.attention.select.vertical_slash  # noqa: F401
 from src.attention.components import BACKENDS, PERMUTERS, SELECTORS, Permuter, Selector
 from src.attention.plan import DensePlan
-from src.eval.stats import StatsRecorder
+from src.attention.stats import StatsRecorder
 from src.registry import ConfigError
 
 

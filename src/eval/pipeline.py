@@ -25,7 +25,7 @@ from src.eval.generate import generate
 from src.eval.loggers import LOGGERS
 from src.eval.results import SampleLog, git_commit, rows_frame, utc_now, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
-from src.eval.stats import StatsRecorder
+from src.attention.stats import StatsRecorder
 from src.metrics.registry import get_metric
 from src.models.loader import LoadedModel, load_model
 from src.registry import ConfigError

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.minference_patterns import (
+from src.attention.select.minference_patterns import (
     BLOCK_SPARSE_SIZE,
     LOCAL_DIAGONALS,
     SINK_TOKENS,

@@ -19,7 +19,7 @@ from src.attention.kernels.antidiagonal import (
 )
 from src.attention.select.antidiagonal import AntidiagonalSelector
 from src.registry import ConfigError
-from tests.test_block_sparse_kernel import segment_permutation
+from tests.attention.kernels.test_block_sparse import segment_permutation
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SMALL_TILE = TileConfig(block_m=16, block_n=16, num_warps=4, num_stages=1)
