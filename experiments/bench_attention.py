@@ -28,14 +28,14 @@ from triton.errors import TritonError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.timing import graph_replay_ms, median_ms, write_record  # noqa: E402
-from src.attention.kernels import block_sparse_attention  # noqa: E402
-from src.attention.kernels.block_sparse.triton import TileConfig, block_sparse_attention_triton  # noqa: E402
+from src.attention.kernels import TileConfig, block_sparse_attention  # noqa: E402
+from src.attention.kernels.block_sparse import block_sparse_attention_triton  # noqa: E402
 from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton  # noqa: E402
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton  # noqa: E402
 from src.attention.methods import build_method  # noqa: E402
 from src.attention.plan import causal_block_count  # noqa: E402
 from src.configs import group_config  # noqa: E402
-from src.attention.select.common import causal_block_layout  # noqa: E402
+from src.attention.ops import causal_block_layout  # noqa: E402
 
 # What a kernel raises for a launch shape it cannot run (a check of ours, or Triton at compile time).
 TILE_ERRORS = (ValueError, TritonError)

@@ -1,30 +1,32 @@
-"""Permuted block-sparse causal attention: one entry point, three interchangeable backends.
+"""Permuted block-sparse causal attention: the entry point, its contract, three backends.
 
-    triton  the fast kernel (block_sparse.py): gathers permuted K/V rows in place, GQA native
-    flex    PyTorch FlexAttention (flex.py), built from the same compact block lists
-    torch   the dense-mask reference (reference.py): ground truth, small shapes only
+    triton  the fast kernel (triton.py): gathers permuted K/V rows in place, GQA native
+    flex    PyTorch FlexAttention (flex.py), built from the same compact block lists (layout.py)
+    torch   the dense-mask reference (naive.py): ground truth, small shapes only
 
 All three compute the same function, so a method picks a backend by name in its config.
 """
 from __future__ import annotations
 
-import importlib
-import os
-
 import torch
 
+from src.attention.kernels.backends import resolve_backend
+from src.attention.kernels.block_sparse.flex import block_sparse_attention_flex
 from src.attention.kernels.block_sparse.naive import block_sparse_attention_reference
+from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton
+from src.attention.kernels.triton_utils import DTYPES, unsupported_device
+from src.attention.ops import num_blocks
+from src.checks import check_int
 
-BACKEND_FUNCTIONS = {
-    "triton": ("src.attention.kernels.block_sparse.triton", "block_sparse_attention_triton"),
-    "flex": ("src.attention.kernels.block_sparse.flex", "block_sparse_attention_flex"),
-    "torch": ("src.attention.kernels.block_sparse.naive", "block_sparse_attention_reference"),
+IMPLEMENTATIONS = {
+    "triton": block_sparse_attention_triton,
+    "flex": block_sparse_attention_flex,
+    "torch": block_sparse_attention_reference,
 }
 TRITON_HEAD_DIMS = (64, 128)
-DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def _check_inputs(
+def check_inputs(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -32,11 +34,8 @@ def _check_inputs(
     block_size: int,
     key_perm: torch.Tensor | None,
     segment_size: int | None,
-    backend: str,
 ) -> None:
     """Raise a one-line ValueError for the first input that breaks the contract."""
-    if backend not in BACKEND_FUNCTIONS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKEND_FUNCTIONS)}")
     if q.dim() != 4 or k.dim() != 4 or v.shape != k.shape:
         shapes = ", ".join(str(tuple(t.shape)) for t in (q, k, v))
         raise ValueError(f"q must be [B, Hq, L, D] and k, v [B, Hkv, L, D]; got {shapes}")
@@ -50,9 +49,8 @@ def _check_inputs(
         raise ValueError(f"sequence length must be >= 1, got {length}")
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"q, k, v must share one dtype in {DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    nb = -(-length // block_size)
+    check_int("block_size", block_size)
+    nb = num_blocks(length, block_size)
     if block_mask.dtype != torch.bool or block_mask.shape != (batch, q_heads, nb, nb):
         got = f"{block_mask.dtype} {tuple(block_mask.shape)}"
         raise ValueError(f"block_mask must be bool [{batch}, {q_heads}, {nb}, {nb}]; got {got}")
@@ -69,25 +67,15 @@ def _check_inputs(
     devices = {t.device for t in (q, k, v, block_mask) + (() if key_perm is None else (key_perm,))}
     if len(devices) > 1:
         raise ValueError(f"all inputs must be on one device; got {sorted(map(str, devices))}")
-    if backend == "triton":
-        _check_triton_inputs(q, block_size)
 
 
-def _check_triton_inputs(q: torch.Tensor, block_size: int) -> None:
-    """What the Triton kernel additionally needs: tile-friendly sizes and a device to run on."""
+def triton_unsupported(q: torch.Tensor, block_size: int) -> str | None:
+    """Why the Triton kernel cannot run these inputs (tile-friendly sizes, a device), or None."""
     if block_size < 16 or block_size & (block_size - 1):
-        raise ValueError(
-            f"block_size {block_size} is not supported by the triton backend; allowed: powers of two >= 16"
-        )
+        return f"block_size {block_size} (allowed: powers of two >= 16)"
     if q.shape[-1] not in TRITON_HEAD_DIMS:
-        raise ValueError(
-            f"head dim {q.shape[-1]} is not supported by the triton backend; allowed: {TRITON_HEAD_DIMS}"
-        )
-    if not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-        raise ValueError(
-            f"the triton backend needs CUDA tensors (got {q.device}) or TRITON_INTERPRET=1 set before "
-            "import; use backend 'torch' or 'flex' on CPU"
-        )
+        return f"head dim {q.shape[-1]} (allowed: {', '.join(map(str, TRITON_HEAD_DIMS))})"
+    return unsupported_device(q)
 
 
 def block_sparse_attention(
@@ -111,13 +99,20 @@ def block_sparse_attention(
     past floor(L / S) * S stays in place). Query i attends key j iff j <= i and the permuted
     block holding j is selected for i's query block; rows with no such key are zeros.
     Returns [B, Hq, L, D] in original query order, q's dtype; scale defaults to 1/sqrt(D).
+    backend: "triton", "flex" or "torch" (see the module docstring).
     """
-    _check_inputs(q, k, v, block_mask, block_size, key_perm, segment_size, backend)
-    module_name, function_name = BACKEND_FUNCTIONS[backend]
-    function = getattr(importlib.import_module(module_name), function_name)
-    return function(
+    check_inputs(q, k, v, block_mask, block_size, key_perm, segment_size)
+    backend = resolve_backend("block-sparse attention", backend, q, triton_unsupported(q, block_size))
+    return IMPLEMENTATIONS[backend](
         q, k, v, block_mask, block_size=block_size, key_perm=key_perm, segment_size=segment_size, scale=scale
     )
 
 
-__all__ = ["block_sparse_attention", "block_sparse_attention_reference"]
+__all__ = [
+    "block_sparse_attention",
+    "block_sparse_attention_flex",
+    "block_sparse_attention_reference",
+    "block_sparse_attention_triton",
+    "check_inputs",
+    "triton_unsupported",
+]
