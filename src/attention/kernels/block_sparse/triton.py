@@ -11,57 +11,14 @@ one-launch Triton version of `layout.causal_kv_lists`, so the whole call is two 
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 import triton
 import triton.language as tl
 
-from src.attention.kernels.layout import CausalKVLists
-
-LOG2E = 1.4426950408889634
-
-
-def dot_precision(dtype: torch.dtype) -> str:
-    """tl.dot's input precision for every kernel here: exact fp32 products for fp32 inputs (the
-    references' precision, so tests compare tightly), tensor cores for 16-bit inputs."""
-    return "ieee" if dtype == torch.float32 else "tf32"
-
-
-def _let_interpreter_index_with_scalars() -> None:
-    """Make the Triton interpreter accept loaded scalars as loop bounds under NumPy >= 2.4.
-
-    Triton 3.6's interpreter holds a scalar as a one-element array and converts it with int(),
-    which NumPy 2.4 rejects; this kernel's loop bounds are loaded scalars. CPU tests only.
-    """
-    from triton.runtime import interpreter
-
-    patch_tensor = getattr(interpreter, "_patch_lang_tensor", None)
-    if patch_tensor is None:
-        return
-
-    def patch_tensor_with_index(tensor: type, scope: object) -> None:
-        patch_tensor(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
-
-    interpreter._patch_lang_tensor = patch_tensor_with_index
-
-
-if os.environ.get("TRITON_INTERPRET") == "1":
-    _let_interpreter_index_with_scalars()
-
-
-@dataclass(frozen=True)
-class TileConfig:
-    """Launch shape of a Triton kernel: query (or strided-query) rows and key rows per tile, warps,
-    pipeline depth; shared by this kernel and the XAttention estimation kernels."""
-
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-
+from src.attention.kernels.block_sparse.layout import CausalKVLists
+from src.attention.kernels.triton_utils import LOG2E, TileConfig, dot_precision
 
 # (head_dim, permuted keys) -> tile shape for 16-bit inputs, the fastest of a sweep on an H100
 # (bf16, block 128, segment 256, L 8K and 32K, 32 query / 8 kv heads).

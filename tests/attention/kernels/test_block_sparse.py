@@ -10,14 +10,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from src.attention.kernels import block_sparse_attention, block_sparse_attention_reference
-from src.attention.kernels.block_sparse import (
-    TileConfig,
-    block_sparse_attention_triton,
-    causal_kv_lists_triton,
-)
-from src.attention.kernels.layout import causal_kv_lists, compact_kv_blocks
-from src.attention.kernels.reference import token_mask
+from src.attention.kernels import TileConfig, block_sparse_attention, block_sparse_attention_reference
+from src.attention.kernels.block_sparse.layout import causal_kv_lists, compact_kv_blocks
+from src.attention.kernels.block_sparse.naive import token_mask
+from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton, causal_kv_lists_triton
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -267,15 +263,15 @@ def test_triton_layout_kernel_matches_torch_layout(length: int, block_size: int,
 
 
 BAD_INPUTS = [
-    ({"backend": "cuda"}, "unknown backend 'cuda'; allowed: triton, flex, torch"),
+    ({"backend": "cuda"}, "unknown block-sparse attention backend 'cuda'; allowed: triton, flex, torch"),
     ({"block_mask": torch.ones(1, 2, 3, 4, dtype=torch.bool)}, "block_mask must be bool"),
     ({"block_mask": torch.ones(1, 2, 4, 4)}, "block_mask must be bool"),
     ({"key_perm": torch.zeros(1, 3, 64, dtype=torch.long)}, "key_perm must be int"),
     ({"key_perm": torch.zeros(1, 2, 64)}, "key_perm must be int"),
-    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 is not supported"),
-    ({"block_size": 8, "block_mask": torch.ones(1, 2, 8, 8, dtype=torch.bool)}, "block_size 8 is not supported"),
+    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 (allowed: powers of two >= 16); use backend 'flex' or 'torch'"),
+    ({"block_size": 8, "block_mask": torch.ones(1, 2, 8, 8, dtype=torch.bool)}, "the triton block-sparse attention cannot run: block_size 8"),
     ({"segment_size": 40}, "segment_size 40 must be a positive multiple"),
-    ({"q": torch.randn(1, 2, 64, 32), "k": torch.randn(1, 1, 64, 32), "v": torch.randn(1, 1, 64, 32)}, "head dim 32"),
+    ({"q": torch.randn(1, 2, 64, 32), "k": torch.randn(1, 1, 64, 32), "v": torch.randn(1, 1, 64, 32)}, "head dim 32 (allowed: 64, 128)"),
     ({"k": torch.randn(1, 3, 64, 64), "v": torch.randn(1, 3, 64, 64)}, "Hq a multiple of Hkv"),
     ({"q": torch.randn(1, 2, 0, 64), "k": torch.randn(1, 1, 0, 64), "v": torch.randn(1, 1, 0, 64),
       "block_mask": torch.ones(1, 2, 0, 0, dtype=torch.bool)}, "sequence length must be >= 1"),
