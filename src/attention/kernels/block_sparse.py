@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from src.attention.kernels.layout import CausalKVLists
 
@@ -69,7 +70,7 @@ _TILE_TABLE: dict[tuple[int, bool], TileConfig] = {
     (128, False): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
     (128, True): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
     (64, False): TileConfig(block_m=128, block_n=64, num_warps=4, num_stages=3),
-    (64, True): TileConfig(block_m=128, block_n=128, num_warps=4, num_stages=3),
+    (64, True): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
 }
 _FP32_TILE = TileConfig(block_m=64, block_n=32, num_warps=4, num_stages=2)
 
@@ -209,6 +210,138 @@ def _block_sparse_fwd_kernel(
 
 
 @triton.jit
+def _tile_start(kv_list, tile, tile_hi, BLOCK_SIZE: tl.constexpr, BLOCK_N: tl.constexpr):
+    """First key slot of tile `tile` of a block list (slot 0 once `tile` reaches tile_hi)."""
+    kv_block = tl.load(kv_list + tile // (BLOCK_SIZE // BLOCK_N), mask=tile < tile_hi, other=0)
+    return kv_block * BLOCK_SIZE + (tile % (BLOCK_SIZE // BLOCK_N)) * BLOCK_N
+
+
+@triton.jit
+def _softmax_step(
+    acc, l_i, m_i, qk, v, q_pos, key_pos_base, start, seq_len, qk_scale,
+    BLOCK_N: tl.constexpr, HAS_PERM: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """Fold one key tile's raw scores qk [BLOCK_M, BLOCK_N] and values v into the online softmax.
+
+    MASKED hides keys whose original position is past the query (or past the sequence end:
+    slots beyond it read as position seq_len); the scale is folded into the exp2 argument.
+    """
+    if MASKED:
+        slots = start + tl.arange(0, BLOCK_N)
+        if HAS_PERM:
+            key_pos = tl.load(key_pos_base + slots, mask=slots < seq_len, other=seq_len).to(tl.int32)
+        else:
+            key_pos = tl.where(slots < seq_len, slots, seq_len)
+        qk = tl.where(key_pos[None, :] <= q_pos[:, None], qk * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
+        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(qk - m_shift[:, None])
+    else:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        m_shift = m_new
+        p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
+    alpha = tl.math.exp2(m_i - m_shift)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _attend_tiles_tma(
+    acc, l_i, m_i, q, q_pos, k_desc, v_desc, b, kv_head, key_pos_base, kv_list, tile_lo, tile_hi,
+    seq_len, qk_scale,
+    HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_N: tl.constexpr, HAS_PERM: tl.constexpr,
+    MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """Online-softmax update of one query tile over key tiles [tile_lo, tile_hi) of its list, K/V
+    tiles read whole through tensor descriptors (keys already in permuted order in memory).
+
+    The next tile's list entry is read one iteration ahead: a descriptor load whose coordinate
+    comes from a load in the same iteration is pipelined one stage shallower (two K/V buffers at
+    num_stages 3 instead of three, seen in the compiled code).
+    """
+    start = _tile_start(kv_list, tile_lo, tile_hi, BLOCK_SIZE, BLOCK_N)
+    for tile in range(tile_lo, tile_hi):
+        next_start = _tile_start(kv_list, tile + 1, tile_hi, BLOCK_SIZE, BLOCK_N)
+        k = k_desc.load([b, kv_head, start, 0]).reshape(BLOCK_N, HEAD_DIM)
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        v = v_desc.load([b, kv_head, start, 0]).reshape(BLOCK_N, HEAD_DIM)
+        acc, l_i, m_i = _softmax_step(
+            acc, l_i, m_i, qk, v, q_pos, key_pos_base, start, seq_len, qk_scale,
+            BLOCK_N, HAS_PERM, MASKED, DOT_PRECISION,
+        )
+        start = next_start
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _block_sparse_fwd_tma_kernel(
+    q_desc, k_desc, v_desc, o_desc, KeyPos, KvIndices, NumFull, NumLive, stride_pb, stride_ph,
+    num_q_heads, kv_group_size, perm_group_size, seq_len, num_blocks, qk_scale,
+    HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_PERM: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """One BLOCK_M query tile of one (batch, query head) with K/V in permuted order in memory;
+    grid (query tiles, B * Hq), query blocks last to first (the long causal rows start early)."""
+    batch_head = tl.program_id(1)
+    b = batch_head // num_q_heads
+    h = batch_head % num_q_heads
+    q_block = num_blocks - 1 - tl.program_id(0) // (BLOCK_SIZE // BLOCK_M)
+    q_start = q_block * BLOCK_SIZE + (tl.program_id(0) % (BLOCK_SIZE // BLOCK_M)) * BLOCK_M
+    list_row = batch_head.to(tl.int64) * num_blocks + q_block
+    kv_list = KvIndices + list_row * num_blocks
+    tiles_per_block = BLOCK_SIZE // BLOCK_N
+    full_tiles = tl.load(NumFull + list_row) * tiles_per_block
+    live_tiles = tl.load(NumLive + list_row) * tiles_per_block
+
+    q = q_desc.load([b, h, q_start, 0]).reshape(BLOCK_M, HEAD_DIM)
+    q_pos = q_start + tl.arange(0, BLOCK_M)
+    kv_head = h // kv_group_size
+    key_pos_base = KeyPos + b.to(tl.int64) * stride_pb + (h // perm_group_size) * stride_ph
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    acc, l_i, m_i = _attend_tiles_tma(
+        acc, l_i, m_i, q, q_pos, k_desc, v_desc, b, kv_head, key_pos_base, kv_list, 0, full_tiles,
+        seq_len, qk_scale, HEAD_DIM, BLOCK_SIZE, BLOCK_N, HAS_PERM, False, DOT_PRECISION,
+    )
+    acc, l_i, m_i = _attend_tiles_tma(
+        acc, l_i, m_i, q, q_pos, k_desc, v_desc, b, kv_head, key_pos_base, kv_list, full_tiles, live_tiles,
+        seq_len, qk_scale, HEAD_DIM, BLOCK_SIZE, BLOCK_N, HAS_PERM, True, DOT_PRECISION,
+    )
+    out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
+    o_desc.store([b, h, q_start, 0], out.to(o_desc.dtype).reshape(1, 1, BLOCK_M, HEAD_DIM))
+
+
+@triton.jit
+def _permute_kv_kernel(
+    K, V, KeyPos, KOut, VOut,
+    stride_kb, stride_kh, stride_kl, stride_vb, stride_vh, stride_vl, stride_pb, stride_ph,
+    perm_heads, perm_per_kv_head, seq_len,
+    HEAD_DIM: tl.constexpr, BLOCK_ROWS: tl.constexpr,
+):
+    """K and V rows of one (batch, permutation head) in permuted order, BLOCK_ROWS slots per
+    program: out[b, p, slot] = in[b, p // perm_per_kv_head, KeyPos[b, p, slot]]; out contiguous."""
+    batch_head = tl.program_id(1)
+    b = (batch_head // perm_heads).to(tl.int64)
+    p = batch_head % perm_heads
+    slots = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    live = slots < seq_len
+    pos = tl.load(KeyPos + b * stride_pb + p * stride_ph + slots, mask=live, other=0).to(tl.int64)
+    offs_d = tl.arange(0, HEAD_DIM)
+    kv_head = p // perm_per_kv_head
+    rows = live[:, None]
+    k = tl.load(K + b * stride_kb + kv_head * stride_kh + pos[:, None] * stride_kl + offs_d[None, :], mask=rows)
+    v = tl.load(V + b * stride_vb + kv_head * stride_vh + pos[:, None] * stride_vl + offs_d[None, :], mask=rows)
+    out_rows = batch_head.to(tl.int64) * seq_len + slots
+    out_offsets = out_rows[:, None] * HEAD_DIM + offs_d[None, :]
+    tl.store(KOut + out_offsets, k, mask=rows)
+    tl.store(VOut + out_offsets, v, mask=rows)
+
+
+@triton.jit
 def _causal_kv_lists_kernel(
     Mask, KvIndices, NumFull, NumLive, num_blocks, seq_len, segment_size,
     BLOCK_SIZE: tl.constexpr, NUM_BLOCKS_POW2: tl.constexpr,
@@ -251,6 +384,47 @@ def causal_kv_lists_triton(
     return CausalKVLists(kv_indices=kv_indices, num_full=num_full, num_live=num_live)
 
 
+@dataclass(frozen=True)
+class KernelOptions:
+    """How the attention kernel reads K/V, beyond its tile shape (swept by
+    experiments/sweep_block_sparse.py).
+
+    kv_loads: "tma" copies K/V into permuted order once per call (one launch, about the bytes of
+        K and V per permutation head) and reads every key tile whole through tensor descriptors
+        (Hopper's copy engine); "gather" reads the rows of permuted tiles through key_perm in the
+        kernel and makes no copy.
+    maxnreg: register cap per thread (None: the compiler's choice), to fit two programs per SM.
+    """
+
+    kv_loads: str = "tma"
+    maxnreg: int | None = None
+
+
+DEFAULT_OPTIONS = KernelOptions()
+
+
+def _tma_ready(t: torch.Tensor) -> torch.Tensor:
+    """t itself when a tensor descriptor can address it (16-byte aligned base and row strides),
+    else a contiguous copy."""
+    aligned = t.data_ptr() % 16 == 0 and all((s * t.element_size()) % 16 == 0 for s in t.stride()[:-1])
+    return t if aligned and t.stride(-1) == 1 else t.clone(memory_format=torch.contiguous_format)
+
+
+def permute_kv(k: torch.Tensor, v: torch.Tensor, key_perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """K and V in permuted order, one contiguous copy per permutation head ([B, P, L, D] each):
+    out[b, p, slot] = in[b, p // (P / Hkv), key_perm[b, p, slot]]. One launch."""
+    batch, kv_heads, length, head_dim = k.shape
+    perm_heads = key_perm.shape[1]
+    k_out = torch.empty(batch, perm_heads, length, head_dim, dtype=k.dtype, device=k.device)
+    v_out = torch.empty_like(k_out)
+    block_rows = 64
+    _permute_kv_kernel[(triton.cdiv(length, block_rows), batch * perm_heads)](
+        k, v, key_perm, k_out, v_out, *k.stride()[:3], *v.stride()[:3], *key_perm.stride()[:2],
+        perm_heads, perm_heads // kv_heads, length, HEAD_DIM=head_dim, BLOCK_ROWS=block_rows, num_warps=4,
+    )
+    return k_out, v_out
+
+
 def block_sparse_attention_triton(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -268,11 +442,33 @@ def block_sparse_attention_triton(
     config overrides the tile table (block_m and block_n must divide block_size), so a
     benchmark can sweep tile shapes, warps and pipeline depth.
     """
+    return run_block_sparse_kernel(
+        q, k, v, block_mask, block_size=block_size, key_perm=key_perm, segment_size=segment_size,
+        scale=scale, config=config, options=DEFAULT_OPTIONS,
+    )
+
+
+def run_block_sparse_kernel(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_mask: torch.Tensor,
+    *,
+    block_size: int,
+    key_perm: torch.Tensor | None,
+    segment_size: int | None,
+    scale: float | None,
+    config: TileConfig | None,
+    options: KernelOptions,
+) -> torch.Tensor:
+    """`block_sparse_attention_triton` with the kernel options explicit (for sweeps)."""
     batch, q_heads, length, head_dim = q.shape
     kv_heads = k.shape[1]
     config = config or default_tile_config(head_dim, q.dtype, block_size, key_perm is not None)
     if block_size % config.block_m or block_size % config.block_n:
         raise ValueError(f"tile {config.block_m}x{config.block_n} must divide block_size {block_size}")
+    if options.kv_loads not in ("tma", "gather"):
+        raise ValueError(f"kv_loads {options.kv_loads!r} is not one of 'tma', 'gather'")
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     lists = causal_kv_lists_triton(
         block_mask, block_size=block_size, segment_size=segment_size, length=length
@@ -282,21 +478,34 @@ def block_sparse_attention_triton(
     else:
         key_pos = key_perm if key_perm.stride(-1) == 1 else key_perm.contiguous()
         perm_strides, perm_group = (key_pos.stride(0), key_pos.stride(1)), q_heads // key_pos.shape[1]
-    out = torch.empty_like(q)
     num_blocks = block_mask.shape[-1]
     grid = (num_blocks * (block_size // config.block_m), batch * q_heads)
-    _block_sparse_fwd_kernel[grid](
-        q, k, v, out, key_pos, lists.kv_indices, lists.num_full, lists.num_live,
-        *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3], *perm_strides,
-        q_heads, q_heads // kv_heads, perm_group, length, num_blocks,
-        (head_dim**-0.5 if scale is None else scale) * LOG2E,
-        HEAD_DIM=head_dim,
-        BLOCK_SIZE=block_size,
-        BLOCK_M=config.block_m,
-        BLOCK_N=config.block_n,
-        HAS_PERM=key_perm is not None,
-        DOT_PRECISION=dot_precision(q.dtype),
-        num_warps=config.num_warps,
-        num_stages=config.num_stages,
+    qk_scale = (head_dim**-0.5 if scale is None else scale) * LOG2E
+    launch = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    if options.maxnreg is not None:
+        launch["maxnreg"] = options.maxnreg
+    if options.kv_loads == "gather":
+        out = torch.empty_like(q)
+        _block_sparse_fwd_kernel[grid](
+            q, k, v, out, key_pos, lists.kv_indices, lists.num_full, lists.num_live,
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3], *perm_strides,
+            q_heads, q_heads // kv_heads, perm_group, length, num_blocks, qk_scale,
+            HEAD_DIM=head_dim, BLOCK_SIZE=block_size, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+            HAS_PERM=key_perm is not None, DOT_PRECISION=dot_precision(q.dtype), **launch,
+        )
+        return out
+    if key_perm is not None:
+        k, v = permute_kv(k, v, key_pos)
+    q, k, v = (_tma_ready(t) for t in (q, k, v))
+    out = torch.empty_like(q)
+    q_block, kv_block = [1, 1, config.block_m, head_dim], [1, 1, config.block_n, head_dim]
+    _block_sparse_fwd_tma_kernel[grid](
+        TensorDescriptor.from_tensor(q, q_block), TensorDescriptor.from_tensor(k, kv_block),
+        TensorDescriptor.from_tensor(v, kv_block), TensorDescriptor.from_tensor(out, q_block),
+        key_pos, lists.kv_indices, lists.num_full, lists.num_live, *perm_strides,
+        q_heads, q_heads // k.shape[1], perm_group, length, num_blocks, qk_scale,
+        HEAD_DIM=head_dim, BLOCK_SIZE=block_size, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+        HAS_PERM=key_perm is not None, DOT_PRECISION=dot_precision(q.dtype),
+        **launch,
     )
     return out
