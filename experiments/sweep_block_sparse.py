@@ -38,13 +38,13 @@ from src.attention.kernels.block_sparse import (
 from src.attention.kernels.reference import block_sparse_attention_reference, token_mask
 from src.attention.plan import causal_block_count
 
-Variant = tuple[TileConfig | None, KernelOptions]
+Variant = tuple[TileConfig | None, KernelOptions | None]
 
 
 def parse_variant(text: str) -> Variant:
     """"default", or KV_LOADS[@MAXNREG][:M,N,WARPS,STAGES], e.g. "tma@128:128,64,8,2"."""
     if text == "default":
-        return None, KernelOptions()
+        return None, None
     head, _, tile = text.partition(":")
     loads, _, maxnreg = head.partition("@")
     options = KernelOptions(kv_loads=loads, maxnreg=int(maxnreg) if maxnreg else None)

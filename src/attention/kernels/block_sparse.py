@@ -64,26 +64,47 @@ class TileConfig:
     num_stages: int
 
 
-# (head_dim, permuted keys) -> tile shape for 16-bit inputs, the fastest of a sweep on an H100
-# (bf16, block 128, segment 256, L 8K and 32K, 32 query / 8 kv heads).
-_TILE_TABLE: dict[tuple[int, bool], TileConfig] = {
-    (128, False): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
-    (128, True): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
-    (64, False): TileConfig(block_m=128, block_n=64, num_warps=4, num_stages=3),
-    (64, True): TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3),
+# (head_dim, permuted keys) -> (tile, register cap) of the TMA path for 16-bit inputs. Head dim 128:
+# the fastest of the H200 sweep (experiments/sweep_block_sparse.py, results/bench/
+# sweep_block_sparse_{llama,qwen}_h200.json): 128x64 tiles capped at 128 registers fit two programs
+# per SM (99 KB shared memory each), so one's softmax runs under the other's matrix products.
+# Head dim 64: not timed since the TMA path; 128-row tiles that compile without spills.
+_TILE_TABLE: dict[tuple[int, bool], tuple[TileConfig, int | None]] = {
+    (128, False): (TileConfig(block_m=128, block_n=64, num_warps=8, num_stages=2), 128),
+    (128, True): (TileConfig(block_m=128, block_n=64, num_warps=8, num_stages=2), 128),
+    (64, False): (TileConfig(block_m=128, block_n=64, num_warps=4, num_stages=3), None),
+    (64, True): (TileConfig(block_m=128, block_n=128, num_warps=8, num_stages=3), None),
 }
 _FP32_TILE = TileConfig(block_m=64, block_n=32, num_warps=4, num_stages=2)
 
 
-def default_tile_config(head_dim: int, dtype: torch.dtype, block_size: int, permuted: bool) -> TileConfig:
-    """Tile shape from the table for this head dim, dtype and key order, clipped to the block.
+@dataclass(frozen=True)
+class KernelOptions:
+    """How the attention kernel reads K/V, beyond its tile shape (swept by
+    experiments/sweep_block_sparse.py).
 
-    Tiles of fewer than 128 query rows get at most 4 warps (one warpgroup per 64 rows).
+    kv_loads: "tma" copies K/V into permuted order once per call (one launch, about the bytes of
+        K and V per permutation head) and reads every key tile whole through tensor descriptors
+        (Hopper's copy engine); "gather" reads the rows of permuted tiles through key_perm in the
+        kernel and makes no copy.
+    maxnreg: register cap per thread (None: the compiler's choice), to fit two programs per SM.
     """
-    config = _FP32_TILE if dtype == torch.float32 else _TILE_TABLE[(head_dim, permuted)]
+
+    kv_loads: str = "tma"
+    maxnreg: int | None = None
+
+
+def default_launch(head_dim: int, dtype: torch.dtype, block_size: int, permuted: bool) -> tuple[TileConfig, KernelOptions]:
+    """Tile and options from the table for this head dim, dtype and key order, clipped to the block.
+
+    Tiles of fewer than 128 query rows get at most 4 warps (one warpgroup per 64 rows); a clipped
+    tile drops the register cap, which was chosen for the table's own tile.
+    """
+    config, maxnreg = (_FP32_TILE, None) if dtype == torch.float32 else _TILE_TABLE[(head_dim, permuted)]
     block_m = min(config.block_m, block_size)
     num_warps = config.num_warps if block_m >= 128 else min(config.num_warps, 4)
-    return replace(config, block_m=block_m, block_n=min(config.block_n, block_size), num_warps=num_warps)
+    clipped = replace(config, block_m=block_m, block_n=min(config.block_n, block_size), num_warps=num_warps)
+    return clipped, KernelOptions(maxnreg=maxnreg if clipped == config else None)
 
 
 @triton.jit
@@ -323,11 +344,15 @@ def _permute_kv_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_ROWS: tl.constexpr,
 ):
     """K and V rows of one (batch, permutation head) in permuted order, BLOCK_ROWS slots per
-    program: out[b, p, slot] = in[b, p // perm_per_kv_head, KeyPos[b, p, slot]]; out contiguous."""
-    batch_head = tl.program_id(1)
+    program: out[b, p, slot] = in[b, p // perm_per_kv_head, KeyPos[b, p, slot]]; out contiguous.
+
+    Grid (B * P, row blocks), heads fastest: the permutation heads sharing a KV head copy the same
+    segments at the same time, so each K/V row comes from DRAM about once, not once per head.
+    """
+    batch_head = tl.program_id(0)
     b = (batch_head // perm_heads).to(tl.int64)
     p = batch_head % perm_heads
-    slots = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    slots = tl.program_id(1) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     live = slots < seq_len
     pos = tl.load(KeyPos + b * stride_pb + p * stride_ph + slots, mask=live, other=0).to(tl.int64)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -384,25 +409,6 @@ def causal_kv_lists_triton(
     return CausalKVLists(kv_indices=kv_indices, num_full=num_full, num_live=num_live)
 
 
-@dataclass(frozen=True)
-class KernelOptions:
-    """How the attention kernel reads K/V, beyond its tile shape (swept by
-    experiments/sweep_block_sparse.py).
-
-    kv_loads: "tma" copies K/V into permuted order once per call (one launch, about the bytes of
-        K and V per permutation head) and reads every key tile whole through tensor descriptors
-        (Hopper's copy engine); "gather" reads the rows of permuted tiles through key_perm in the
-        kernel and makes no copy.
-    maxnreg: register cap per thread (None: the compiler's choice), to fit two programs per SM.
-    """
-
-    kv_loads: str = "tma"
-    maxnreg: int | None = None
-
-
-DEFAULT_OPTIONS = KernelOptions()
-
-
 def _tma_ready(t: torch.Tensor) -> torch.Tensor:
     """t itself when a tensor descriptor can address it (16-byte aligned base and row strides),
     else a contiguous copy."""
@@ -418,7 +424,7 @@ def permute_kv(k: torch.Tensor, v: torch.Tensor, key_perm: torch.Tensor) -> tupl
     k_out = torch.empty(batch, perm_heads, length, head_dim, dtype=k.dtype, device=k.device)
     v_out = torch.empty_like(k_out)
     block_rows = 64
-    _permute_kv_kernel[(triton.cdiv(length, block_rows), batch * perm_heads)](
+    _permute_kv_kernel[(batch * perm_heads, triton.cdiv(length, block_rows))](
         k, v, key_perm, k_out, v_out, *k.stride()[:3], *v.stride()[:3], *key_perm.stride()[:2],
         perm_heads, perm_heads // kv_heads, length, HEAD_DIM=head_dim, BLOCK_ROWS=block_rows, num_warps=4,
     )
@@ -444,7 +450,7 @@ def block_sparse_attention_triton(
     """
     return run_block_sparse_kernel(
         q, k, v, block_mask, block_size=block_size, key_perm=key_perm, segment_size=segment_size,
-        scale=scale, config=config, options=DEFAULT_OPTIONS,
+        scale=scale, config=config, options=None,
     )
 
 
@@ -459,12 +465,19 @@ def run_block_sparse_kernel(
     segment_size: int | None,
     scale: float | None,
     config: TileConfig | None,
-    options: KernelOptions,
+    options: KernelOptions | None,
 ) -> torch.Tensor:
-    """`block_sparse_attention_triton` with the kernel options explicit (for sweeps)."""
+    """`block_sparse_attention_triton` with the kernel options explicit (for sweeps).
+
+    config None takes tile and options from the table (options, when given, replace the table's);
+    a config of one's own runs with `options` or, if None, the default KernelOptions().
+    """
     batch, q_heads, length, head_dim = q.shape
     kv_heads = k.shape[1]
-    config = config or default_tile_config(head_dim, q.dtype, block_size, key_perm is not None)
+    if config is None:
+        config, table_options = default_launch(head_dim, q.dtype, block_size, key_perm is not None)
+        options = options or table_options
+    options = options or KernelOptions()
     if block_size % config.block_m or block_size % config.block_n:
         raise ValueError(f"tile {config.block_m}x{config.block_n} must divide block_size {block_size}")
     if options.kv_loads not in ("tma", "gather"):
