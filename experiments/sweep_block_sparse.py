@@ -159,7 +159,7 @@ def check_rows(args: argparse.Namespace, variants: dict[str, Variant], device: t
                 )
                 err = rel_err(out, ref)
                 rows.append({
-                    "check": f"L{length} B{batch} Hq{hq} Hkv{hkv} perm {perm_heads}", "variant": name,
+                    "length": length, "check": f"L{length} B{batch} Hq{hq} Hkv{hkv} perm {perm_heads}", "variant": name,
                     "rel_err": round(err, 6), "torch_rel_err": round(torch_err, 6),
                     "ok": bool(torch.isfinite(out).all()) and err <= 2 * torch_err + 1e-4,
                 })

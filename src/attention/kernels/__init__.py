@@ -1,6 +1,6 @@
 """Permuted block-sparse causal attention: one entry point, three interchangeable backends.
 
-    triton  the fast kernel (block_sparse.py): gathers permuted K/V rows in place, GQA native
+    triton  the fast kernel (block_sparse.py): TMA tiles of K/V put in permuted order once, GQA native
     flex    PyTorch FlexAttention (flex.py), built from the same compact block lists
     torch   the dense-mask reference (reference.py): ground truth, small shapes only
 

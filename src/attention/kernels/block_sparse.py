@@ -1,13 +1,18 @@
 """Permuted block-sparse causal attention forward, as a FlashAttention-2 style Triton kernel.
 
 One program computes one tile of queries (a query block or a part of one) and walks only the
-compact list of key blocks selected for its query block, so skipped blocks cost nothing. Keys
-and values stay in original order in memory: the kernel gathers the rows of a permuted key
-block through `key_perm`, and grouped-query heads read their shared K/V head directly, so no
-permuted or replicated copy of K/V is ever made. Blocks whose whole segment lies before the
-query block run without any per-element masking; only the few blocks of the query's own
+compact list of key blocks selected for its query block, so skipped blocks cost nothing.
+Grouped-query heads read their shared K/V head directly. Blocks whose whole segment lies before
+the query block run without any per-element masking; only the few blocks of the query's own
 segment (or later) are masked by original position. The per-query-block lists come from a
-one-launch Triton version of `layout.causal_kv_lists`, so the whole call is two launches.
+one-launch Triton version of `layout.causal_kv_lists`.
+
+Two ways to read K/V (`KernelOptions.kv_loads`). "tma", the default: one launch copies K/V into
+permuted order (one copy per permutation head, as FlexAttention needs too; none without a
+permutation), then every key tile is one contiguous block that Hopper's copy engine loads
+through a tensor descriptor; three launches in all. "gather": K/V stay in original order and the
+kernel gathers the rows of a permuted block through `key_perm` (no copy, two launches). On the
+H200 the TMA path with two programs per SM is 11-17% faster at 32K-128K (NOTES.md, issue #16).
 """
 from __future__ import annotations
 
