@@ -134,6 +134,30 @@ def _tile_key_positions(
 
 
 @triton.jit
+def _fold_tile(acc, l_i, m_i, qk, v, q_pos, key_pos, qk_scale, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Fold one key tile's raw scores qk [BLOCK_M, BLOCK_N] and values v into the online softmax.
+
+    MASKED hides keys whose original position key_pos (seq_len for slots past the end) is past
+    the query; unmasked tiles ignore key_pos. The scale is folded into the exp2 argument.
+    """
+    if MASKED:
+        qk = tl.where(key_pos[None, :] <= q_pos[:, None], qk * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
+        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(qk - m_shift[:, None])
+    else:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        m_shift = m_new
+        p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
+    alpha = tl.math.exp2(m_i - m_shift)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    return acc, l_i, m_new
+
+
+@triton.jit
 def _attend_key_tiles(
     acc, l_i, m_i, q, q_pos, k_base, v_base, key_pos_base, kv_list, tile_lo, tile_hi,
     stride_kl, stride_vl, seq_len, qk_scale,
@@ -164,21 +188,7 @@ def _attend_key_tiles(
             kv_list, key_pos_base, tile + 1, tile_hi, seq_len, BLOCK_SIZE, BLOCK_N, HAS_PERM
         )
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-        if MASKED:
-            qk = tl.where(key_pos[None, :] <= q_pos[:, None], qk * qk_scale, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(qk, 1))
-            # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
-            m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-            p = tl.math.exp2(qk - m_shift[:, None])
-        else:
-            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-            m_shift = m_new
-            p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
-        alpha = tl.math.exp2(m_i - m_shift)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
-        m_i = m_new
+        acc, l_i, m_i = _fold_tile(acc, l_i, m_i, qk, v, q_pos, key_pos, qk_scale, MASKED, DOT_PRECISION)
         key_pos = next_key_pos
     return acc, l_i, m_i
 
@@ -243,38 +253,6 @@ def _tile_start(kv_list, tile, tile_hi, BLOCK_SIZE: tl.constexpr, BLOCK_N: tl.co
 
 
 @triton.jit
-def _softmax_step(
-    acc, l_i, m_i, qk, v, q_pos, key_pos_base, start, seq_len, qk_scale,
-    BLOCK_N: tl.constexpr, HAS_PERM: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr,
-):
-    """Fold one key tile's raw scores qk [BLOCK_M, BLOCK_N] and values v into the online softmax.
-
-    MASKED hides keys whose original position is past the query (or past the sequence end:
-    slots beyond it read as position seq_len); the scale is folded into the exp2 argument.
-    """
-    if MASKED:
-        slots = start + tl.arange(0, BLOCK_N)
-        if HAS_PERM:
-            key_pos = tl.load(key_pos_base + slots, mask=slots < seq_len, other=seq_len).to(tl.int32)
-        else:
-            key_pos = tl.where(slots < seq_len, slots, seq_len)
-        qk = tl.where(key_pos[None, :] <= q_pos[:, None], qk * qk_scale, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
-        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.math.exp2(qk - m_shift[:, None])
-    else:
-        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        m_shift = m_new
-        p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
-    alpha = tl.math.exp2(m_i - m_shift)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None]
-    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
-    return acc, l_i, m_new
-
-
-@triton.jit
 def _attend_tiles_tma(
     acc, l_i, m_i, q, q_pos, k_desc, v_desc, b, kv_head, key_pos_base, kv_list, tile_lo, tile_hi,
     seq_len, qk_scale,
@@ -294,10 +272,13 @@ def _attend_tiles_tma(
         k = k_desc.load([b, kv_head, start, 0]).reshape(BLOCK_N, HEAD_DIM)
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
         v = v_desc.load([b, kv_head, start, 0]).reshape(BLOCK_N, HEAD_DIM)
-        acc, l_i, m_i = _softmax_step(
-            acc, l_i, m_i, qk, v, q_pos, key_pos_base, start, seq_len, qk_scale,
-            BLOCK_N, HAS_PERM, MASKED, DOT_PRECISION,
-        )
+        key_pos = start + tl.arange(0, BLOCK_N)
+        if MASKED:  # original positions of the tile's slots; slots past the end read as seq_len
+            if HAS_PERM:
+                key_pos = tl.load(key_pos_base + key_pos, mask=key_pos < seq_len, other=seq_len).to(tl.int32)
+            else:
+                key_pos = tl.where(key_pos < seq_len, key_pos, seq_len)
+        acc, l_i, m_i = _fold_tile(acc, l_i, m_i, qk, v, q_pos, key_pos, qk_scale, MASKED, DOT_PRECISION)
         start = next_start
     return acc, l_i, m_i
 
