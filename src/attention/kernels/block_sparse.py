@@ -194,6 +194,28 @@ def _attend_key_tiles(
 
 
 @triton.jit
+def _query_tile(
+    KvIndices, NumFull, NumLive, num_q_heads, num_blocks,
+    BLOCK_SIZE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """This program's query tile on grid (query tiles, B * Hq): batch, head, first query, its
+    block's key list, and the list's tile counts (fully visible, and up to the last live one).
+
+    Query blocks run last to first: under causal attention the late blocks carry the most key
+    blocks, so the long programs start early and the short ones fill the tail of the launch.
+    """
+    batch_head = tl.program_id(1)
+    q_block = num_blocks - 1 - tl.program_id(0) // (BLOCK_SIZE // BLOCK_M)
+    q_start = q_block * BLOCK_SIZE + (tl.program_id(0) % (BLOCK_SIZE // BLOCK_M)) * BLOCK_M
+    list_row = batch_head.to(tl.int64) * num_blocks + q_block
+    tiles_per_block = BLOCK_SIZE // BLOCK_N
+    full_tiles = tl.load(NumFull + list_row) * tiles_per_block
+    live_tiles = tl.load(NumLive + list_row) * tiles_per_block
+    kv_list = KvIndices + list_row * num_blocks
+    return batch_head // num_q_heads, batch_head % num_q_heads, q_start, kv_list, full_tiles, live_tiles
+
+
+@triton.jit
 def _block_sparse_fwd_kernel(
     Q, K, V, Out, KeyPos, KvIndices, NumFull, NumLive,
     stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
@@ -202,21 +224,12 @@ def _block_sparse_fwd_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_PERM: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
-    """One BLOCK_M query tile of one (batch, query head); grid (query tiles, B * Hq).
-
-    Query blocks run last to first: under causal attention the late blocks carry the most key
-    blocks, so the long programs start early and the short ones fill the tail of the launch.
-    """
-    batch_head = tl.program_id(1)
-    b = (batch_head // num_q_heads).to(tl.int64)
-    h = batch_head % num_q_heads
-    q_block = num_blocks - 1 - tl.program_id(0) // (BLOCK_SIZE // BLOCK_M)
-    q_start = q_block * BLOCK_SIZE + (tl.program_id(0) % (BLOCK_SIZE // BLOCK_M)) * BLOCK_M
-    list_row = batch_head.to(tl.int64) * num_blocks + q_block
-    kv_list = KvIndices + list_row * num_blocks
-    tiles_per_block = BLOCK_SIZE // BLOCK_N
-    full_tiles = tl.load(NumFull + list_row) * tiles_per_block
-    live_tiles = tl.load(NumLive + list_row) * tiles_per_block
+    """One BLOCK_M query tile of one (batch, query head), K/V gathered through KeyPos; grid
+    (query tiles, B * Hq), see `_query_tile`."""
+    b, h, q_start, kv_list, full_tiles, live_tiles = _query_tile(
+        KvIndices, NumFull, NumLive, num_q_heads, num_blocks, BLOCK_SIZE, BLOCK_M, BLOCK_N
+    )
+    b = b.to(tl.int64)
 
     offs_d = tl.arange(0, HEAD_DIM)
     q_pos = q_start + tl.arange(0, BLOCK_M)
@@ -291,17 +304,10 @@ def _block_sparse_fwd_tma_kernel(
     HAS_PERM: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """One BLOCK_M query tile of one (batch, query head) with K/V in permuted order in memory;
-    grid (query tiles, B * Hq), query blocks last to first (the long causal rows start early)."""
-    batch_head = tl.program_id(1)
-    b = batch_head // num_q_heads
-    h = batch_head % num_q_heads
-    q_block = num_blocks - 1 - tl.program_id(0) // (BLOCK_SIZE // BLOCK_M)
-    q_start = q_block * BLOCK_SIZE + (tl.program_id(0) % (BLOCK_SIZE // BLOCK_M)) * BLOCK_M
-    list_row = batch_head.to(tl.int64) * num_blocks + q_block
-    kv_list = KvIndices + list_row * num_blocks
-    tiles_per_block = BLOCK_SIZE // BLOCK_N
-    full_tiles = tl.load(NumFull + list_row) * tiles_per_block
-    live_tiles = tl.load(NumLive + list_row) * tiles_per_block
+    grid (query tiles, B * Hq), see `_query_tile`."""
+    b, h, q_start, kv_list, full_tiles, live_tiles = _query_tile(
+        KvIndices, NumFull, NumLive, num_q_heads, num_blocks, BLOCK_SIZE, BLOCK_M, BLOCK_N
+    )
 
     q = q_desc.load([b, h, q_start, 0]).reshape(BLOCK_M, HEAD_DIM)
     q_pos = q_start + tl.arange(0, BLOCK_M)
