@@ -25,7 +25,7 @@ from triton.errors import TritonError
 
 from experiments.timing import graph_replay_ms, median_ms, write_record
 from src.attention.kernels import TileConfig, block_sparse_attention
-from src.attention.kernels.block_sparse import block_sparse_attention_triton
+from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton
 from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton
 from src.attention.methods import build_method
