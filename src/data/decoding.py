@@ -1,23 +1,25 @@
 """How generated token ids become text, as each benchmark's official run decoded them.
 
-The official runs used transformers 4.x, whose `decode` ends with `clean_up_tokenization` whenever
-the tokenizer's config sets `clean_up_tokenization_spaces` (Llama-3 and Llama-3.1 ship `true`;
-Qwen2.5 and Qwen3 `false`; the bundled SmolLM2 has `true`, which transformers' GGUF converter sets
-for tokenizers of the Llama-3 kind). That clean-up removes the space before . , ? ! and a few
-English contractions, so a generated code line `if x != y:` is scored as `if x!= y:`. transformers 5
-skips it for BPE tokenizers, every model here, so `Decoding` states what a harness did and
-`decode_text` does it on any transformers version:
+The official LongBench and OpenCompass runs used transformers 4.x, whose fast-tokenizer `decode`
+ends with `clean_up_tokenization` whenever the tokenizer's config sets
+`clean_up_tokenization_spaces` (verified in the 4.45.0 source). Llama-3.1-8B-Instruct's config
+set it `true` (transformers#35175; transformers#44914, 2026, proposes `false` on the Hub), Qwen2.5
+and Qwen3 set `false`, and the bundled SmolLM2 has `true` (transformers' GGUF converter sets it
+for tokenizers of the Llama-3 kind). The clean-up removes the space before . , ? ! and a few
+English contractions, so a generated code line `if x != y:` is scored as `if x!= y:`.
+transformers 5 skips it for BPE tokenizers (every model here), so `Decoding` states what a
+harness did and `decode_text` does that on any transformers version:
 
-- `PLAIN` (skip special tokens, no clean-up): vLLM's detokenizer, which LongBench v2's `pred.py`
-  (a vLLM server) and RULER used; also transformers 5's own decode for BPE tokenizers.
+- `PLAIN` (special tokens skipped, no clean-up): vLLM's detokenizer, behind LongBench v2's
+  `pred.py` (a vLLM server) and RULER's vLLM runs; also transformers 5's decode of BPE tokenizers.
 - `TRANSFORMERS4`: THUDM/LongBench `pred.py`, `tokenizer.decode(ids, skip_special_tokens=True)`
-  under transformers 4.x; also its middle truncation (`src.data.truncation`).
-- `TRANSFORMERS4_WITH_SPECIAL`: OpenCompass's `HuggingFacewithChatTemplate`, which decodes with
-  special tokens kept and cuts the text at the first stop word (the generation loop stops before
-  the end-of-turn token, so nothing is left to cut).
+  under 4.x; also its middle truncation (`src.data.truncation`).
+- `TRANSFORMERS4_WITH_SPECIAL`: OpenCompass's `HuggingFacewithChatTemplate`, `batch_decode(outputs)`
+  with special tokens kept, then cut at the first stop word (the generation loop stops before the
+  end-of-turn token, so there is nothing left to cut).
 
-Under transformers 4.45 a tokenizer config without the key also cleaned up (the default was `True`
-until 4.45); transformers 5 reads a missing key as `False`, so such tokenizers are not cleaned here.
+transformers 4.45 also cleaned up when the config lacked the key (its default was `True`);
+transformers 5 reads a missing key as `False`, so such tokenizers are not cleaned up here.
 """
 from __future__ import annotations
 
