@@ -227,12 +227,11 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
         name, _, variant = spec.partition(":")
         overrides = {"gqa_permutation": variant} if variant else {}
         method = build_method(method_cfg(name, args, overrides))
-        segment = method.permuter.segment_size
-        key_perm = method.permuter(q, k, scale=scale)
-        plan = method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)
+        plan = method.plan(q, k, scale=scale)
         density = mean_density(plan, length)
+        key_order = method.permuter(q, k, scale=scale)
         permute = lambda: method.permuter(q, k, scale=scale)  # noqa: E731
-        select = lambda: method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)  # noqa: E731
+        select = lambda: method.selector(q, k, key_order=key_order, scale=scale)  # noqa: E731
         permute_ms = median_ms(permute, budget_ms=args.budget_ms)
         select_ms = median_ms(select, budget_ms=args.budget_ms)
         attend_ms = median_ms(lambda: plan.attend(q, k, v, scale=scale, backend=method.backend), budget_ms=args.budget_ms)
@@ -243,7 +242,7 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
              "ms": round(permute_ms + select_ms + attend_ms, 4),
              **{key: None if ms is None else round(ms, 4) for key, ms in graph_ms.items()}}
         )
-        del plan, key_perm
+        del plan, key_order
     return rows
 
 
@@ -254,11 +253,11 @@ def time_xattention_tiles(add: Callable[..., None], args: argparse.Namespace, q:
     stride, block size and chunks), without the threshold step that follows it.
     """
     xattention = build_method(method_cfg("xattention", args, {}))
-    key_perm = xattention.permuter(q, k, scale=scale)
+    key_order = xattention.permuter(q, k, scale=scale)
 
     def estimate(tile: TileShape | None) -> None:
         config = None if tile is None else TileConfig(*tile)
-        for _ in xattention.selector.block_masses(q, k, key_perm=key_perm, scale=scale, backend="triton", config=config):
+        for _ in xattention.selector.block_masses(q, k, key_order=key_order, scale=scale, backend="triton", config=config):
             pass
 
     for tile in [None, *args.xattn_tiles]:
@@ -271,8 +270,7 @@ def time_minference_tiles(
     """MInference's vertical-slash attention at its default tile and each `--vs-tiles` shape, on
     the plan the minference method selects for these inputs (built once)."""
     minference = build_method(method_cfg("minference", args, {}))
-    key_perm = minference.permuter(q, k, scale=scale)
-    plan = minference.selector(q, k, key_perm=key_perm, segment_size=minference.permuter.segment_size, scale=scale)
+    plan = minference.plan(q, k, scale=scale)
     density = mean_density(plan, q.shape[2])
     for tile in [None, *args.vs_tiles]:
         attend = functools.partial(

@@ -173,13 +173,13 @@ def test_plus_experiment_is_refused(hydra_conf: None) -> None:
         compose("config", overrides=["+experiment=embedded_sweep"])
 
 
-def test_invalid_block_segment_combination_fails_clearly() -> None:
+def test_invalid_block_segment_combination_fails_clearly(hydra_conf: None) -> None:
     """A job whose segment size is not a multiple of its block size stops at build_method with
     one line naming both values (src/run.py prints it; the model is never loaded)."""
     from src.attention.methods import build_method
     from src.registry import ConfigError
 
-    cfg = OmegaConf.load(CONF / "method" / "pbs.yaml")
-    cfg.backend, cfg.block_size, cfg.segment_size = "torch", 256, 384
+    overrides = ["method=pbs", "method.backend=torch", "method.block_size=256", "method.segment_size=384"]
+    cfg = compose("config", overrides=overrides).method
     with pytest.raises(ConfigError, match="segment_size 384 is not a multiple of block_size 256"):
         build_method(cfg)
