@@ -76,10 +76,14 @@ def structured_qkv(
     k += strength * heavy[..., None] * direction
     q += strength * direction
     if band:
-        angle = torch.arange(length)[:, None] * (math.pi / (2 * band)) / torch.arange(1, head_dim // 2 + 1)
-        code = torch.cat([angle.cos(), angle.sin()], dim=-1) * strength / math.sqrt(head_dim // 2)
-        q[..., : code.shape[-1]] += code
-        k[..., : code.shape[-1]] += code
+        # code(i) . code(j) = strength^2 x the mean of cos((i - j) w) over frequencies w up to
+        # pi / band: strength^2 at i = j, falling to about 0 once i - j reaches the band.
+        half = head_dim // 2
+        frequencies = torch.arange(1, half + 1) * (math.pi / (band * half))
+        angle = torch.arange(length)[:, None] * frequencies
+        code = torch.cat([angle.cos(), angle.sin()], dim=-1) * strength / math.sqrt(half)
+        q[..., : 2 * half] += code
+        k[..., : 2 * half] += code
     return tuple(t.to(device=device, dtype=dtype) for t in (q, k, v))
 
 

@@ -15,8 +15,8 @@ from src.attention.kernels.pbs_estimate import (
 )
 from src.attention.key_order import KeyOrder
 from src.attention.ops import mean_pool_blocks, pooled_permuted_keys, sort_within_segments
-from src.attention.permute import SegmentedKeyPermuter
-from src.attention.select import MeanPoolSelector
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
+from src.attention.select.meanpool import MeanPoolSelector
 from src.attention.testing import assert_close, random_qkv
 from src.registry import ConfigError
 

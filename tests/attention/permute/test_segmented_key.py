@@ -8,8 +8,8 @@ from experiments.timing import capture_cuda_graph
 from src.attention.components import PERMUTERS
 from src.attention.kernels.pbs_estimate import last_query_attention
 from src.attention.key_order import KeyOrder
-from src.attention.ops import invert_permutation, permute_rows, sort_within_segments
-from src.attention.permute import IdentityPermuter, SegmentedKeyPermuter
+from src.attention.permute.identity import IdentityPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.registry import ConfigError
 
 LENGTH, SEGMENT, LAST, Q_HEADS, KV_HEADS, DIM = 300, 64, 32, 4, 2, 16
@@ -118,21 +118,6 @@ def test_half_precision_inputs_give_a_float32_valid_permutation() -> None:
     scores = last_query_attention(q, k, num_last_queries=LAST, scale=SCALE)
     assert scores.dtype == torch.float32
     torch.testing.assert_close(scores, brute_scores(q.double(), k.double(), LAST).float(), atol=2e-3, rtol=0.05)
-
-
-def test_sort_within_segments_keeps_ties_in_order() -> None:
-    scores = torch.tensor([[[1.0, 3.0, 3.0, 2.0, 5.0, 5.0, 5.0, 0.0, 9.0]]])
-    assert sort_within_segments(scores, 4).tolist() == [[[1, 2, 3, 0, 4, 5, 6, 7, 8]]]
-
-
-def test_invert_and_permute_rows_round_trip() -> None:
-    q, k = random_qk()
-    perm = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST, gqa_permutation="group")(q, k, scale=SCALE).key_perm
-    inverse = invert_permutation(perm)
-    assert torch.equal(perm.gather(-1, inverse), torch.arange(LENGTH).expand_as(perm))
-    permuted = permute_rows(k, perm)
-    assert torch.equal(permuted[1, 0, 5], k[1, 0, perm[1, 0, 5]])
-    assert torch.equal(permute_rows(permuted, inverse), k)
 
 
 def test_identity_permuter_and_registry() -> None:

@@ -7,7 +7,7 @@ import torch
 from src.attention.components import SELECTORS
 from src.attention.key_order import KeyOrder
 from src.attention.ops import causal_block_layout, permute_rows
-from src.attention.permute import SegmentedKeyPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.attention.plan import DensePlan
 from src.attention.kernels.antidiagonal import antidiagonal_scores
 from src.attention.select.antidiagonal import AntidiagonalSelector

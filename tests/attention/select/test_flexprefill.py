@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.permute import SegmentedKeyPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.attention.plan import BlockSparsePlan, DensePlan
 from src.attention.key_order import KeyOrder
 from src.attention.ops import causal_block_layout

@@ -9,7 +9,7 @@ import torch
 from experiments.timing import capture_cuda_graph
 from src.attention.components import SELECTORS
 from src.attention.kernels import block_sparse_attention
-from src.attention.permute import SegmentedKeyPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.attention.key_order import KeyOrder
 from src.attention.ops import pooled_permuted_keys
 from src.attention.plan import BlockSparsePlan, DensePlan
