@@ -7,6 +7,9 @@ them back.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import NamedTuple
+
 import torch
 
 
@@ -107,6 +110,38 @@ def causal_softmax(
         key_positions = torch.arange(k.shape[2], device=q.device)
     future = key_positions[..., None, :] > query_positions[:, None]
     return torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)
+
+
+class AttentionRows(NamedTuple):
+    """Causal softmax rows of one head: float32 [rows, L] over keys in original order, for the
+    queries at query_positions[batch, head, start : start + rows]."""
+
+    batch: int
+    head: int
+    start: int
+    probs: torch.Tensor
+
+
+def causal_attention_rows(
+    q: torch.Tensor, k: torch.Tensor, query_positions: torch.Tensor, *, scale: float, rows_per_chunk: int
+) -> Iterator[AttentionRows]:
+    """The float32 causal attention rows of the queries at `query_positions`, one head and at most
+    `rows_per_chunk` rows at a time, so temporaries stay O(rows_per_chunk x L).
+
+    q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order; query_positions: int64 [B, Hq, n],
+    original positions in any order (one order per head). Each chunk is `causal_softmax` of one
+    head, computed in float32 whatever the inputs' dtype (what the analyses of true attention need).
+    """
+    batch, heads, _, _ = q.shape
+    group = heads // k.shape[1]
+    positions = query_positions.to(q.device)
+    for b in range(batch):
+        for h in range(heads):
+            queries = q[b : b + 1, h : h + 1].float()
+            keys = k[b : b + 1, h // group : h // group + 1].float()
+            for start in range(0, positions.shape[-1], rows_per_chunk):
+                rows = positions[b, h, start : start + rows_per_chunk]
+                yield AttentionRows(b, h, start, causal_softmax(queries, keys, rows, scale=scale)[0, 0])
 
 
 def invert_permutation(perm: torch.Tensor) -> torch.Tensor:

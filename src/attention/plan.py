@@ -10,24 +10,24 @@ from dataclasses import dataclass
 import torch
 
 from src.attention.kernels import block_sparse_attention, vertical_slash_attention, vertical_slash_density
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.ops import causal_block_count
 
 
 @dataclass
 class BlockSparsePlan:
-    """Key blocks to compute per query block, in (possibly permuted) key order.
+    """Key blocks to compute per query block, in the (possibly permuted) key order.
 
     block_mask: bool [B, Hq, nq, nk]; entry (i, j) means query block i (original order) attends
-        key block j of the permuted key sequence.
-    key_perm: None (identity) or int64 [B, Hq or Hkv, L] mapping permuted position -> original.
-    segment_size: permutation segment; keys move only inside their segment. None means
-        block_size (no permutation), so token-level causal masking is needed only on the diagonal.
+        key block j of the key sequence in `key_order`.
+    key_order: the natural order, or a permutation whose keys move only inside their segment, so
+        token-level causal masking is needed only on a query block's own segment (its own block
+        without a permutation).
     """
 
     block_mask: torch.Tensor
     block_size: int
-    key_perm: torch.Tensor | None = None
-    segment_size: int | None = None
+    key_order: KeyOrder = NATURAL_ORDER
 
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
@@ -39,8 +39,8 @@ class BlockSparsePlan:
             v,
             self.block_mask,
             block_size=self.block_size,
-            key_perm=self.key_perm,
-            segment_size=self.segment_size,
+            key_perm=self.key_order.key_perm,
+            segment_size=self.key_order.segment_size,
             scale=scale,
             backend=backend,
         )

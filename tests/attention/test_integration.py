@@ -5,13 +5,13 @@ import json
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from src.attention.integration import install_method
 from src.attention.methods import build_method
 from src.models.loader import CONFIG_DIR
 from src.registry import ConfigError
+from tests.attention.configs import method_config
 
 VOCAB = 512
 
@@ -28,10 +28,7 @@ def tiny_pair(config_file: str) -> tuple[torch.nn.Module, torch.nn.Module]:
 
 
 def method_cfg(name: str, **overrides: object) -> object:
-    cfg = OmegaConf.load(f"conf/method/{name}.yaml")
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value)
-    return cfg
+    return method_config(name, **overrides)
 
 
 @pytest.mark.parametrize("config_file", ["tiny-llama.json", "tiny-qwen2.json"])

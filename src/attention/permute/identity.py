@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import PERMUTERS
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 
 
 @PERMUTERS.register("identity")
@@ -12,6 +13,6 @@ class IdentityPermuter:
 
     segment_size: int | None = None
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> None:
-        """No permutation (None means identity to selectors and kernels)."""
-        return None
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> KeyOrder:
+        """The natural order, whatever the inputs."""
+        return NATURAL_ORDER

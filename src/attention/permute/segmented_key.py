@@ -11,6 +11,7 @@ import torch
 
 from src.attention.components import PERMUTERS
 from src.attention.kernels import ESTIMATE_BACKENDS, segment_permutation
+from src.attention.key_order import KeyOrder
 from src.checks import check_choice, check_int
 from src.registry import ConfigError
 
@@ -53,10 +54,10 @@ class SegmentedKeyPermuter:
         self.target = target
         self.backend = check_choice("permuter backend", backend, ESTIMATE_BACKENDS)
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> torch.Tensor:
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> KeyOrder:
         """key_perm int64 [B, Hq, L] ("head") or [B, Hkv, L] ("group"), permuted -> original."""
         key_perm, _ = segment_permutation(
             q, k, segment_size=self.segment_size, num_last_queries=self.num_last_queries, scale=scale,
             per_group=self.gqa_permutation == "group", backend=self.backend,
         )
-        return key_perm
+        return KeyOrder(key_perm, self.segment_size)

@@ -1,11 +1,13 @@
-"""Block selectors: what each method computes, one module each, registered by name in SELECTORS
-(importing this package registers them all). Helpers several of them share live in common.py."""
+"""Block selectors: what each method computes, one module each, registered by name in SELECTORS.
+
+Importing the package imports every module in it, so a new selector is its file (plus its yaml in
+conf/method/selector/ and its test): nothing else is edited to register it. Helpers several
+selectors share live in common.py, MInference's pattern machinery in minference_patterns.py.
+"""
 from __future__ import annotations
 
-from src.attention.select.antidiagonal import AntidiagonalSelector
-from src.attention.select.dense import DenseSelector
-from src.attention.select.flexprefill import FlexPrefillSelector
-from src.attention.select.meanpool import MeanPoolSelector
-from src.attention.select.vertical_slash import VerticalSlashSelector
+import importlib
+import pkgutil
 
-__all__ = ["AntidiagonalSelector", "DenseSelector", "FlexPrefillSelector", "MeanPoolSelector", "VerticalSlashSelector"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.kernels import ESTIMATE_BACKENDS, TileConfig, antidiagonal_block_masses
 from src.attention.ops import causal_block_layout, sink_blocks
 from src.attention.plan import BlockSparsePlan
@@ -97,7 +98,7 @@ class AntidiagonalSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         backend: str | None = None,
         config: TileConfig | None = None,
@@ -109,7 +110,7 @@ class AntidiagonalSelector:
         can time exactly this estimate under other launch shapes.
         """
         return antidiagonal_block_masses(
-            q, k, key_perm, block_size=self.block_size, stride=self.stride, scale=scale,
+            q, k, key_order.key_perm, block_size=self.block_size, stride=self.stride, scale=scale,
             chunk_blocks=None if self.chunk_size is None else self.chunk_size // self.block_size,
             backend=backend or self.backend, config=config,
         )
@@ -119,15 +120,14 @@ class AntidiagonalSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> BlockSparsePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order, self.block_size)
         batch, q_heads, length, _ = q.shape
-        allowed, diagonal = causal_block_layout(length, self.block_size, segment_size, q.device)
+        allowed, diagonal = causal_block_layout(length, self.block_size, key_order.segment_size, q.device)
         if self.threshold >= 1.0:
             selected = allowed.expand(batch, q_heads, -1, -1)
         else:
@@ -135,13 +135,13 @@ class AntidiagonalSelector:
             if self.force_diagonal:
                 forced = forced | diagonal
             if self.force_sink:
-                sink = sink_blocks(key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device)
+                sink = sink_blocks(
+                    key_order.key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device
+                )
                 forced = forced | sink[:, :, None, :]
             chunks = [
                 forced_first_threshold_select(mass, forced[:, :, rows], allowed[rows], self.threshold)
-                for rows, mass in self.block_masses(q, k, key_perm=key_perm, scale=scale)
+                for rows, mass in self.block_masses(q, k, key_order=key_order, scale=scale)
             ]
             selected = torch.cat(chunks, dim=2)
-        return BlockSparsePlan(
-            block_mask=selected.contiguous(), block_size=self.block_size, key_perm=key_perm, segment_size=segment_size
-        )
+        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=self.block_size, key_order=key_order)

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import torch
 
+from src.attention.key_order import KeyOrder
 
-def check_inputs(q: torch.Tensor, k: torch.Tensor, key_perm: torch.Tensor | None, segment_size: int | None) -> None:
-    """Raise a one-line ValueError when q, k, key_perm and segment_size do not fit together."""
+
+def check_inputs(q: torch.Tensor, k: torch.Tensor, key_order: KeyOrder, block_size: int | None = None) -> None:
+    """Raise a one-line ValueError when q, k, the key order and the selection blocks (block_size,
+    None for a selector without blocks) do not fit together."""
     batch, q_heads, length, head_dim = q.shape
     if k.dim() != 4 or k.shape[0] != batch or k.shape[2:] != (length, head_dim) or q_heads % k.shape[1]:
         raise ValueError(
             f"k shape {tuple(k.shape)} does not fit q {tuple(q.shape)}: need same B, L, D and Hq a multiple of Hkv"
         )
+    key_perm = key_order.key_perm
     if key_perm is not None and key_perm.shape not in ((batch, q_heads, length), (batch, k.shape[1], length)):
         raise ValueError(
             f"key_perm shape {tuple(key_perm.shape)} must be [{batch}, {q_heads} or {k.shape[1]}, {length}]"
         )
-    if key_perm is not None and segment_size is None:
-        raise ValueError("key_perm was given with segment_size None; a permutation needs its segment_size")
+    segment_size = key_order.segment_size
+    if block_size is not None and segment_size is not None and segment_size % block_size:
+        raise ValueError(f"segment_size {segment_size} must be a multiple of block_size {block_size}")
 
 
 def diagonal_sums(probs: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import math
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.ops import (
     causal_block_layout,
     causal_softmax,
@@ -101,18 +102,18 @@ class FlexPrefillSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> BlockSparsePlan | DensePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order, self.block_size)
         batch, q_heads, length, _ = q.shape
         if length <= self.dense_below():
             return DensePlan()
         bs = self.block_size
         nb = num_blocks(length, bs)
+        key_perm, segment_size = key_order.key_perm, key_order.segment_size
         allowed, diagonal = causal_block_layout(length, bs, segment_size, q.device)
         if key_perm is None:
             keys, key_pos, pooled_k = k, None, mean_pool_blocks(k, bs)
@@ -153,4 +154,4 @@ class FlexPrefillSelector:
             budget = math.inf if self.gamma >= 1.0 else self.gamma * nb
             selected = selected | (query_aware[:, :, None, None] & global_cover(block_probs, budget))
         selected = (selected | diagonal) & allowed
-        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=bs, key_perm=key_perm, segment_size=segment_size)
+        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=bs, key_order=key_order)

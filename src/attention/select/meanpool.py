@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.kernels import ESTIMATE_BACKENDS, mean_pool_selection
 from src.attention.plan import BlockSparsePlan
 from src.attention.select.common import check_inputs
@@ -50,17 +51,14 @@ class MeanPoolSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> BlockSparsePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order, self.block_size)
         selected = mean_pool_selection(
-            q, k, key_perm, block_size=self.block_size, segment_size=segment_size, scale=scale, threshold=self.threshold,
-            force_sink=self.force_sink, force_diagonal=self.force_diagonal, backend=self.backend,
+            q, k, key_order.key_perm, block_size=self.block_size, segment_size=key_order.segment_size, scale=scale,
+            threshold=self.threshold, force_sink=self.force_sink, force_diagonal=self.force_diagonal, backend=self.backend,
         )
-        return BlockSparsePlan(
-            block_mask=selected, block_size=self.block_size, key_perm=key_perm, segment_size=segment_size
-        )
+        return BlockSparsePlan(block_mask=selected, block_size=self.block_size, key_order=key_order)

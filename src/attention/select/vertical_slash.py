@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.select.minference_patterns import (
     BLOCK_SPARSE_SIZE,
     LOCAL_DIAGONALS,
@@ -52,6 +53,9 @@ class VerticalSlashSelector:
 
     Per-layer files need the layer: pass `layer_idx` to __call__.
     """
+
+    # Its plans run on both attention ops, so method.backend must exist for both (no flex).
+    attention_ops = ("vertical-slash attention", "block-sparse attention")
 
     def __init__(
         self,
@@ -121,15 +125,14 @@ class VerticalSlashSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> VerticalSlashPlan | BlockSparsePlan:
         """The plan for q [B, Hq, L, D] and k [B, Hkv, L, D]; layer_idx picks the layer of a pattern file."""
-        if key_perm is not None:
+        if key_order.key_perm is not None:
             raise ConfigError("selector 'vertical_slash' works on the original key order; use permuter 'identity'")
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order)
         length = q.shape[2]
         heads = self.head_patterns(layer_idx, q.shape[1])
         block_heads = [head.name == "block_sparse" for head in heads]

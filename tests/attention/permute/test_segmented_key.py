@@ -7,8 +7,9 @@ import torch
 from experiments.timing import capture_cuda_graph
 from src.attention.components import PERMUTERS
 from src.attention.kernels.pbs_estimate import last_query_attention
-from src.attention.ops import invert_permutation, permute_rows, sort_within_segments
-from src.attention.permute import IdentityPermuter, SegmentedKeyPermuter
+from src.attention.key_order import KeyOrder
+from src.attention.permute.identity import IdentityPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.registry import ConfigError
 
 LENGTH, SEGMENT, LAST, Q_HEADS, KV_HEADS, DIM = 300, 64, 32, 4, 2, 16
@@ -67,8 +68,9 @@ def test_scores_mask_future_keys_of_the_last_queries() -> None:
 @pytest.mark.parametrize("length", [300, 256, 40, 64])
 def test_permutation_is_valid_inside_each_segment_and_tail_stays(length: int) -> None:
     q, k = random_qk(length)
-    perm = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST)(q, k, scale=SCALE)
-    assert perm.dtype == torch.int64 and perm.shape == (2, Q_HEADS, length)
+    order = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST)(q, k, scale=SCALE)
+    perm = order.key_perm
+    assert order.segment_size == SEGMENT and perm.dtype == torch.int64 and perm.shape == (2, Q_HEADS, length)
     full = (length // SEGMENT) * SEGMENT
     segments = perm[..., :full].view(2, Q_HEADS, -1, SEGMENT)
     starts = torch.arange(0, full, SEGMENT).view(1, 1, -1, 1)
@@ -79,7 +81,7 @@ def test_permutation_is_valid_inside_each_segment_and_tail_stays(length: int) ->
 
 def test_head_permutation_sorts_each_segment_by_descending_brute_force_score() -> None:
     q, k = random_qk()
-    perm = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST)(q, k, scale=SCALE)
+    perm = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST)(q, k, scale=SCALE).key_perm
     scores = brute_scores(q, k, LAST)
     assert torch.equal(perm, brute_segment_sort(scores, SEGMENT))
     full = (LENGTH // SEGMENT) * SEGMENT
@@ -92,7 +94,7 @@ def test_head_permutation_sorts_each_segment_by_descending_brute_force_score() -
 def test_group_permutation_is_shared_by_a_kv_group_and_uses_its_mean_score() -> None:
     q, k = random_qk()
     permuter = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST, gqa_permutation="group")
-    perm = permuter(q, k, scale=SCALE)
+    perm = permuter(q, k, scale=SCALE).key_perm
     assert perm.shape == (2, KV_HEADS, LENGTH)
     group_scores = brute_scores(q, k, LAST).view(2, KV_HEADS, Q_HEADS // KV_HEADS, LENGTH).mean(2)
     assert torch.equal(perm, brute_segment_sort(group_scores, SEGMENT))
@@ -118,26 +120,11 @@ def test_half_precision_inputs_give_a_float32_valid_permutation() -> None:
     torch.testing.assert_close(scores, brute_scores(q.double(), k.double(), LAST).float(), atol=2e-3, rtol=0.05)
 
 
-def test_sort_within_segments_keeps_ties_in_order() -> None:
-    scores = torch.tensor([[[1.0, 3.0, 3.0, 2.0, 5.0, 5.0, 5.0, 0.0, 9.0]]])
-    assert sort_within_segments(scores, 4).tolist() == [[[1, 2, 3, 0, 4, 5, 6, 7, 8]]]
-
-
-def test_invert_and_permute_rows_round_trip() -> None:
-    q, k = random_qk()
-    perm = SegmentedKeyPermuter(segment_size=SEGMENT, num_last_queries=LAST, gqa_permutation="group")(q, k, scale=SCALE)
-    inverse = invert_permutation(perm)
-    assert torch.equal(perm.gather(-1, inverse), torch.arange(LENGTH).expand_as(perm))
-    permuted = permute_rows(k, perm)
-    assert torch.equal(permuted[1, 0, 5], k[1, 0, perm[1, 0, 5]])
-    assert torch.equal(permute_rows(permuted, inverse), k)
-
-
 def test_identity_permuter_and_registry() -> None:
     q, k = random_qk(length=20)
     identity = PERMUTERS.build("identity", {})
     assert isinstance(identity, IdentityPermuter)
-    assert identity.segment_size is None and identity(q, k, scale=SCALE) is None
+    assert identity.segment_size is None and identity(q, k, scale=SCALE) == KeyOrder()
     built = PERMUTERS.build("segmented_key", {"segment_size": 128, "num_last_queries": 64, "gqa_permutation": "group"})
     assert (built.segment_size, built.num_last_queries, built.gqa_permutation) == (128, 64, "group")
 
@@ -163,8 +150,8 @@ def test_config_errors_are_one_clear_line(params: dict[str, object], message: st
 def test_permuter_captures_in_a_cuda_graph(backend: str) -> None:
     q, k = (t.cuda().half() for t in random_qk(length=1000, dtype=torch.float32))
     permuter = SegmentedKeyPermuter(segment_size=256, num_last_queries=128, backend=backend)
-    eager = permuter(q, k, scale=SCALE)
-    graph, captured = capture_cuda_graph(lambda: permuter(q, k, scale=SCALE))
+    eager = permuter(q, k, scale=SCALE).key_perm
+    graph, captured = capture_cuda_graph(lambda: permuter(q, k, scale=SCALE).key_perm)
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(captured, eager)

@@ -5,21 +5,18 @@ import pytest
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.key_order import KeyOrder
 from src.attention.ops import causal_block_layout, permute_rows
-from src.attention.permute import SegmentedKeyPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.attention.plan import DensePlan
 from src.attention.kernels.antidiagonal import antidiagonal_scores
 from src.attention.select.antidiagonal import AntidiagonalSelector
 from src.registry import ConfigError
-from tests.helpers import assert_cuda_selection_agrees_with_cpu
+from src.attention.testing import assert_cuda_selection_agrees_with_cpu, random_qkv
 
 
 def _inputs(batch=2, q_heads=4, kv_heads=2, length=250, head_dim=16, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    q = torch.randn(batch, q_heads, length, head_dim, generator=generator)
-    k = torch.randn(batch, kv_heads, length, head_dim, generator=generator)
-    v = torch.randn(batch, kv_heads, length, head_dim, generator=generator)
-    return q, k, v
+    return random_qkv(batch, q_heads, kv_heads, length, head_dim, seed=seed)
 
 
 def test_antidiagonal_sums_match_a_naive_loop():
@@ -75,7 +72,7 @@ def test_selector_matches_definition_without_permutation():
     q, k, _ = _inputs()
     block, stride, threshold, scale = 32, 4, 0.8, 0.25
     plan = AntidiagonalSelector(block_size=block, stride=stride, threshold=threshold, chunk_size=64)(
-        q, k, key_perm=None, segment_size=None, scale=scale
+        q, k, scale=scale
     )
     allowed, diagonal = causal_block_layout(250, block, None, q.device)
     forced = (diagonal | (torch.arange(8) == 0)[None, :]).expand(2, 4, -1, -1)
@@ -88,25 +85,24 @@ def test_selector_matches_definition_without_permutation():
 def test_selector_scores_permuted_keys_with_segments_forced():
     q, k, _ = _inputs(seed=1)
     block, stride, segment, threshold, scale = 32, 4, 64, 0.7, 0.25
-    perm = SegmentedKeyPermuter(segment_size=segment, num_last_queries=block)(q, k, scale=scale)
-    plan = AntidiagonalSelector(block_size=block, stride=stride, threshold=threshold)(
-        q, k, key_perm=perm, segment_size=segment, scale=scale
-    )
+    order = SegmentedKeyPermuter(segment_size=segment, num_last_queries=block)(q, k, scale=scale)
+    perm = order.key_perm
+    plan = AntidiagonalSelector(block_size=block, stride=stride, threshold=threshold)(q, k, key_order=order, scale=scale)
     keys = permute_rows(k.repeat_interleave(2, dim=1), perm)
     allowed, diagonal = causal_block_layout(250, block, segment, q.device)
     sink = (perm == 0).int().argmax(-1) // block
     forced = diagonal | (torch.arange(8)[None, None, None, :] == sink[..., None, None])
     expected = _reference_mask(q, keys, block_size=block, stride=stride, threshold=threshold, scale=scale, forced=forced, allowed=allowed)
     assert torch.equal(plan.block_mask, expected)
-    assert torch.equal(plan.key_perm, perm) and plan.segment_size == segment
+    assert plan.key_order is order
 
 
 @pytest.mark.parametrize("segment", [None, 64])
 def test_full_threshold_is_dense_attention(segment):
     q, k, v = _inputs(length=203, seed=2)
     scale = 0.25
-    perm = None if segment is None else SegmentedKeyPermuter(segment_size=segment, num_last_queries=32)(q, k, scale=scale)
-    plan = AntidiagonalSelector(block_size=32, stride=4, threshold=1.0)(q, k, key_perm=perm, segment_size=segment, scale=scale)
+    order = KeyOrder() if segment is None else SegmentedKeyPermuter(segment_size=segment, num_last_queries=32)(q, k, scale=scale)
+    plan = AntidiagonalSelector(block_size=32, stride=4, threshold=1.0)(q, k, key_order=order, scale=scale)
     dense = DensePlan().attend(q, k, v, scale=scale, backend="torch")
     torch.testing.assert_close(plan.attend(q, k, v, scale=scale, backend="torch"), dense, atol=1e-5, rtol=1e-5)
 

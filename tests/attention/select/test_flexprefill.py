@@ -7,21 +7,19 @@ import pytest
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.permute import SegmentedKeyPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
 from src.attention.plan import BlockSparsePlan, DensePlan
+from src.attention.key_order import KeyOrder
 from src.attention.ops import causal_block_layout
 from src.attention.select.common import diagonal_sums
 from src.attention.select.flexprefill import FlexPrefillSelector
 from src.registry import ConfigError
-from tests.helpers import assert_cuda_selection_agrees_with_cpu
+from src.attention.testing import assert_cuda_selection_agrees_with_cpu, random_qkv
 
 
 def _inputs(batch=2, q_heads=4, kv_heads=2, length=230, head_dim=16, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    q = torch.randn(batch, q_heads, length, head_dim, generator=generator)
-    k = torch.randn(batch, kv_heads, length, head_dim, generator=generator)
+    q, k, v = random_qkv(batch, q_heads, kv_heads, length, head_dim, seed=seed)
     k[:, :, :5] += 2.0 * q[:, ::2, -1:].mean(2, keepdim=True)  # a few strong columns
-    v = torch.randn(batch, kv_heads, length, head_dim, generator=generator)
     return q, k, v
 
 
@@ -99,7 +97,7 @@ def test_selector_matches_definition_with_both_head_kinds():
     expected, _ = _reference(q, k, block=block, gamma=gamma, tau=tau, min_blocks=2, scale=scale)
     assert (distances < tau).any() and (distances >= tau).any()
     plan = FlexPrefillSelector(block_size=block, gamma=gamma, tau=tau, min_budget=2 * block)(
-        q, k, key_perm=None, segment_size=None, scale=scale
+        q, k, scale=scale
     )
     assert isinstance(plan, BlockSparsePlan) and plan.block_size == block
     assert torch.equal(plan.block_mask, expected)
@@ -110,22 +108,22 @@ def test_full_gamma_is_dense_attention_and_short_inputs_run_dense():
     q, k, v = _inputs(length=203, seed=3)
     scale = 0.25
     for segment in (None, 64):
-        perm = None if segment is None else SegmentedKeyPermuter(segment_size=segment, num_last_queries=32)(q, k, scale=scale)
-        plan = FlexPrefillSelector(block_size=32, gamma=1.0, min_budget=32)(q, k, key_perm=perm, segment_size=segment, scale=scale)
+        order = KeyOrder() if segment is None else SegmentedKeyPermuter(segment_size=segment, num_last_queries=32)(q, k, scale=scale)
+        plan = FlexPrefillSelector(block_size=32, gamma=1.0, min_budget=32)(q, k, key_order=order, scale=scale)
         dense = DensePlan().attend(q, k, v, scale=scale, backend="torch")
         torch.testing.assert_close(plan.attend(q, k, v, scale=scale, backend="torch"), dense, atol=1e-5, rtol=1e-5)
     short = FlexPrefillSelector(block_size=128, min_budget=1024)
-    assert isinstance(short(q, k, key_perm=None, segment_size=None, scale=scale), DensePlan)
+    assert isinstance(short(q, k, scale=scale), DensePlan)
 
 
 def test_permuted_keys_keep_diagonal_segments_and_stay_causal():
     q, k, _ = _inputs(seed=4)
     scale, segment = 0.25, 64
-    perm = SegmentedKeyPermuter(segment_size=segment, num_last_queries=32)(q, k, scale=scale)
-    plan = FlexPrefillSelector(block_size=32, gamma=0.8, tau=0.1, min_budget=32)(q, k, key_perm=perm, segment_size=segment, scale=scale)
+    order = SegmentedKeyPermuter(segment_size=segment, num_last_queries=32)(q, k, scale=scale)
+    plan = FlexPrefillSelector(block_size=32, gamma=0.8, tau=0.1, min_budget=32)(q, k, key_order=order, scale=scale)
     allowed, diagonal = causal_block_layout(230, 32, segment, q.device)
     assert (plan.block_mask <= allowed).all() and plan.block_mask[..., diagonal].all()
-    assert torch.equal(plan.key_perm, perm) and plan.block_mask.sum() < allowed.sum() * 8
+    assert plan.key_order is order and plan.block_mask.sum() < allowed.sum() * 8
 
 
 def test_registered_and_config_errors_are_clear():

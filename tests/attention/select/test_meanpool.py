@@ -9,11 +9,13 @@ import torch
 from experiments.timing import capture_cuda_graph
 from src.attention.components import SELECTORS
 from src.attention.kernels import block_sparse_attention
-from src.attention.permute import SegmentedKeyPermuter
+from src.attention.permute.segmented_key import SegmentedKeyPermuter
+from src.attention.key_order import KeyOrder
+from src.attention.ops import pooled_permuted_keys
 from src.attention.plan import BlockSparsePlan, DensePlan
 from src.attention.select.dense import DenseSelector
-from src.attention.ops import pooled_permuted_keys
 from src.attention.select.meanpool import MeanPoolSelector
+from src.attention.testing import random_qkv, random_segment_permutation
 from src.registry import ConfigError
 
 Q_HEADS, KV_HEADS, DIM, BLOCK = 4, 2, 16, 32
@@ -21,30 +23,22 @@ SCALE = DIM**-0.5
 
 
 def random_qk(length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    q = torch.randn(2, Q_HEADS, length, DIM, generator=generator) * 3
-    k = torch.randn(2, KV_HEADS, length, DIM, generator=generator) * 3
+    q, k, _ = random_qkv(2, Q_HEADS, KV_HEADS, length, DIM, seed=seed, std=3.0)
     return q, k
 
 
-def random_segment_perm(heads: int, length: int, segment: int, seed: int = 1) -> torch.Tensor:
-    """A random order inside each full segment, the tail in place: int64 [2, heads, L]."""
-    generator = torch.Generator().manual_seed(seed)
-    perm = torch.arange(length).repeat(2, heads, 1)
-    full = (length // segment) * segment
-    for start in range(0, full, segment):
-        noise = torch.rand(2, heads, segment, generator=generator)
-        perm[..., start : start + segment] = noise.argsort(-1) + start
-    return perm
-
-
 def make_perm(kind: str, q: torch.Tensor, k: torch.Tensor, segment: int | None) -> torch.Tensor | None:
+    """The key permutation of a case: None, identity ("none" with segments), random or PBS's."""
     if kind == "none":
-        return None
+        return None if segment is None else torch.arange(q.shape[2]).expand(2, Q_HEADS, -1)
     if kind == "random":
         assert segment is not None
-        return random_segment_perm(Q_HEADS, q.shape[2], segment)
-    return SegmentedKeyPermuter(segment_size=segment, num_last_queries=BLOCK, gqa_permutation=kind)(q, k, scale=SCALE)
+        return random_segment_permutation(2, Q_HEADS, q.shape[2], segment, seed=1)
+    return SegmentedKeyPermuter(segment_size=segment, num_last_queries=BLOCK, gqa_permutation=kind)(q, k, scale=SCALE).key_perm
+
+
+def key_order_of(perm: torch.Tensor | None, segment: int | None) -> KeyOrder:
+    return KeyOrder(perm, segment)
 
 
 def segment_span(block: int, length: int, segment: int | None) -> tuple[int, int]:
@@ -131,9 +125,9 @@ CASES = [
 def test_selection_matches_brute_force(length: int, segment: int | None, kind: str, threshold: float) -> None:
     q, k = random_qk(length)
     perm = make_perm(kind, q, k, segment)
-    plan = MeanPoolSelector(block_size=BLOCK, threshold=threshold)(q, k, key_perm=perm, segment_size=segment, scale=SCALE)
+    plan = MeanPoolSelector(block_size=BLOCK, threshold=threshold)(q, k, key_order=key_order_of(perm, segment), scale=SCALE)
     assert isinstance(plan, BlockSparsePlan)
-    assert plan.key_perm is perm and plan.segment_size == segment and plan.block_size == BLOCK
+    assert plan.key_order == key_order_of(perm, segment) and plan.block_size == BLOCK
     expected = brute_mask(q, k, perm, segment, threshold)
     assert torch.equal(plan.block_mask, expected)
     assert bool((plan.block_mask <= allowed_blocks(length, segment)).all())
@@ -144,7 +138,7 @@ def test_switching_off_forced_blocks_matches_brute_force(force_sink: bool, force
     q, k = random_qk(300, seed=3)
     perm = make_perm("head", q, k, 64)
     selector = MeanPoolSelector(block_size=BLOCK, threshold=0.7, force_sink=force_sink, force_diagonal=force_diagonal)
-    plan = selector(q, k, key_perm=perm, segment_size=64, scale=SCALE)
+    plan = selector(q, k, key_order=key_order_of(perm, 64), scale=SCALE)
     expected = brute_mask(q, k, perm, 64, 0.7, force_sink=force_sink, force_diagonal=force_diagonal)
     assert torch.equal(plan.block_mask, expected)
 
@@ -153,7 +147,7 @@ def test_sink_and_diagonal_segments_are_always_selected() -> None:
     length, segment = 300, 64
     q, k = random_qk(length, seed=5)
     perm = make_perm("head", q, k, segment)
-    mask = MeanPoolSelector(block_size=BLOCK, threshold=0.1)(q, k, key_perm=perm, segment_size=segment, scale=SCALE).block_mask
+    mask = MeanPoolSelector(block_size=BLOCK, threshold=0.1)(q, k, key_order=key_order_of(perm, segment), scale=SCALE).block_mask
     nb = mask.shape[-1]
     spans = [segment_span(j, length, segment) for j in range(nb)]
     for i in range(nb):
@@ -169,7 +163,7 @@ def test_sink_and_diagonal_segments_are_always_selected() -> None:
 
 def test_without_permutation_the_forced_blocks_are_first_and_current() -> None:
     q, k = random_qk(300, seed=6)
-    mask = MeanPoolSelector(block_size=BLOCK, threshold=0.05)(q, k, key_perm=None, segment_size=None, scale=SCALE).block_mask
+    mask = MeanPoolSelector(block_size=BLOCK, threshold=0.05)(q, k, key_order=key_order_of(None, None), scale=SCALE).block_mask
     assert bool(mask[..., 0].all()) and bool(mask.diagonal(dim1=-2, dim2=-1).all())
     assert not bool(mask.triu(1).any())
 
@@ -178,7 +172,7 @@ def test_without_permutation_the_forced_blocks_are_first_and_current() -> None:
 def test_threshold_one_selects_every_allowed_block(length: int, segment: int | None, kind: str) -> None:
     q, k = random_qk(length, seed=7)
     perm = make_perm(kind, q, k, segment)
-    plan = MeanPoolSelector(block_size=BLOCK, threshold=1.0)(q, k, key_perm=perm, segment_size=segment, scale=SCALE)
+    plan = MeanPoolSelector(block_size=BLOCK, threshold=1.0)(q, k, key_order=key_order_of(perm, segment), scale=SCALE)
     assert torch.equal(plan.block_mask, allowed_blocks(length, segment).expand(2, Q_HEADS, -1, -1))
 
 
@@ -186,10 +180,10 @@ def test_threshold_one_gives_dense_attention_through_the_kernel() -> None:
     q, k = random_qk(150, seed=8)
     v = torch.randn_like(k)
     perm = make_perm("head", q, k, 64)
-    plan = MeanPoolSelector(block_size=BLOCK, threshold=1.0)(q, k, key_perm=perm, segment_size=64, scale=SCALE)
+    plan = MeanPoolSelector(block_size=BLOCK, threshold=1.0)(q, k, key_order=key_order_of(perm, 64), scale=SCALE)
     dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=SCALE, enable_gqa=True)
     torch.testing.assert_close(plan.attend(q, k, v, scale=SCALE, backend="torch"), dense, rtol=1e-5, atol=1e-5)
-    sparse = MeanPoolSelector(block_size=BLOCK, threshold=0.5)(q, k, key_perm=perm, segment_size=64, scale=SCALE)
+    sparse = MeanPoolSelector(block_size=BLOCK, threshold=0.5)(q, k, key_order=key_order_of(perm, 64), scale=SCALE)
     out = block_sparse_attention(
         q, k, v, sparse.block_mask, block_size=BLOCK, key_perm=perm, segment_size=64, scale=SCALE, backend="torch"
     )
@@ -200,7 +194,7 @@ def test_density_is_selected_over_causal_blocks() -> None:
     length = 600
     q, k = random_qk(length, seed=9)
     perm = make_perm("group", q, k, 64)
-    plan = MeanPoolSelector(block_size=BLOCK, threshold=0.3)(q, k, key_perm=perm, segment_size=64, scale=SCALE)
+    plan = MeanPoolSelector(block_size=BLOCK, threshold=0.3)(q, k, key_order=key_order_of(perm, 64), scale=SCALE)
     nb = math.ceil(length / BLOCK)
     expected = plan.block_mask.sum((-1, -2)).double() / (nb * (nb + 1) / 2)
     torch.testing.assert_close(plan.density(length).double(), expected)
@@ -225,7 +219,7 @@ def test_dense_selector_plans_full_attention() -> None:
     q, k = random_qk(40)
     selector = SELECTORS.build("dense", {})
     assert isinstance(selector, DenseSelector)
-    plan = selector(q, k, key_perm=None, segment_size=None, scale=SCALE)
+    plan = selector(q, k, key_order=key_order_of(None, None), scale=SCALE)
     assert isinstance(plan, DensePlan) and plan.density(40) == 1.0
 
 
@@ -255,15 +249,15 @@ def test_config_errors_are_one_clear_line(params: dict[str, object], message: st
 def test_bad_call_inputs_fail_clearly() -> None:
     q, k = random_qk(100)
     selector = MeanPoolSelector(block_size=BLOCK)
-    perm = random_segment_perm(Q_HEADS, 100, 64)
+    perm = random_segment_permutation(2, Q_HEADS, 100, 48, seed=1)
     with pytest.raises(ValueError, match="segment_size 48 must be a multiple of block_size 32"):
-        selector(q, k, key_perm=None, segment_size=48, scale=SCALE)
+        selector(q, k, key_order=KeyOrder(perm, 48), scale=SCALE)
     with pytest.raises(ValueError, match=r"key_perm shape \(2, 3, 100\) must be \[2, 4 or 2, 100\]"):
-        selector(q, k, key_perm=perm[:, :3], segment_size=64, scale=SCALE)
-    with pytest.raises(ValueError, match="key_perm was given with segment_size None"):
-        selector(q, k, key_perm=perm, segment_size=None, scale=SCALE)
+        selector(q, k, key_order=KeyOrder(perm[:, :3], 48), scale=SCALE)
+    with pytest.raises(ValueError, match="a key order needs both key_perm and segment_size or neither"):
+        KeyOrder(perm, None)
     with pytest.raises(ValueError, match="does not fit q"):
-        selector(q, k[:, :, :50], key_perm=None, segment_size=None, scale=SCALE)
+        selector(q, k[:, :, :50], scale=SCALE)
 
 
 @pytest.mark.gpu
@@ -274,8 +268,7 @@ def test_permute_and_select_capture_in_a_cuda_graph(backend: str) -> None:
     selector = MeanPoolSelector(block_size=128, threshold=0.9, backend=backend)
 
     def step() -> torch.Tensor:
-        perm = permuter(q, k, scale=SCALE)
-        return selector(q, k, key_perm=perm, segment_size=256, scale=SCALE).block_mask
+        return selector(q, k, key_order=permuter(q, k, scale=SCALE), scale=SCALE).block_mask
 
     eager = step()
     graph, captured = capture_cuda_graph(step)

@@ -19,13 +19,12 @@ from src.attention.select.minference_patterns import (
 )
 from src.attention.plan import BlockSparsePlan, VerticalSlashPlan
 from src.attention.select.vertical_slash import VerticalSlashSelector
+from src.attention.testing import random_qkv
 from src.registry import ConfigError
 
 
 def _qk(batch=1, q_heads=4, kv_heads=2, length=200, head_dim=16, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    q = torch.randn(batch, q_heads, length, head_dim, generator=generator)
-    k = torch.randn(batch, kv_heads, length, head_dim, generator=generator)
+    q, k, _ = random_qkv(batch, q_heads, kv_heads, length, head_dim, seed=seed)
     return q, k
 
 
@@ -107,7 +106,7 @@ def test_per_head_config_mixing_vertical_slash_and_a_shape(tmp_path):
     path = tmp_path / "mixed.json"
     save_patterns({1: {0: HeadPattern("stream_llm", 4, 16), 2: HeadPattern("vertical_and_slash", 40, 60)}}, path)
     selector = VerticalSlashSelector(vertical_size=50, slash_size=70, pattern_config=str(path))
-    plan = selector(q, k, key_perm=None, segment_size=None, scale=0.25, layer_idx=1)
+    plan = selector(q, k, scale=0.25, layer_idx=1)
     assert isinstance(plan, VerticalSlashPlan)
     head0_columns = plan.vertical_indices[0, 0]
     assert sorted(head0_columns[head0_columns >= 0].tolist()) == [0, 1, 2, 3]
@@ -116,7 +115,7 @@ def test_per_head_config_mixing_vertical_slash_and_a_shape(tmp_path):
     counts = [(plan.vertical_indices[0, h] >= 0).sum().item() for h in range(4)]
     assert counts == [4, 50, 40, 50]
     with pytest.raises(ValueError, match="call the selector with layer_idx"):
-        selector(q, k, key_perm=None, segment_size=None, scale=0.25)
+        selector(q, k, scale=0.25)
 
 
 def test_block_sparse_heads_turn_the_layer_into_a_block_plan(tmp_path):
@@ -124,7 +123,7 @@ def test_block_sparse_heads_turn_the_layer_into_a_block_plan(tmp_path):
     path = tmp_path / "blocks.json"
     save_patterns({0: {1: HeadPattern("block_sparse", 2, 0)}}, path)
     selector = VerticalSlashSelector(vertical_size=30, slash_size=50, pattern_config=str(path))
-    plan = selector(q, k, key_perm=None, segment_size=None, scale=0.25, layer_idx=0)
+    plan = selector(q, k, scale=0.25, layer_idx=0)
     assert isinstance(plan, BlockSparsePlan) and plan.block_size == 64
     # The block-sparse head: per query block the 2 causal key blocks of largest pooled q.k.
     pooled = [torch.nn.functional.pad(x, (0, 0, 0, 20)).view(5, 64, 16).mean(1) for x in (q[0, 1], k[0, 0])]
@@ -134,7 +133,7 @@ def test_block_sparse_heads_turn_the_layer_into_a_block_plan(tmp_path):
         assert sorted(plan.block_mask[0, 1, i].nonzero().flatten().tolist()) == sorted(top)
     assert torch.equal(plan.block_mask[:, 1], block_sparse_pattern(q, k, [0, 2, 0, 0])[:, 1])
     # The other heads keep every block holding a pair of their vertical-slash pattern.
-    vertical_plan = VerticalSlashSelector(vertical_size=30, slash_size=50)(q, k, key_perm=None, segment_size=None, scale=0.25)
+    vertical_plan = VerticalSlashSelector(vertical_size=30, slash_size=50)(q, k, scale=0.25)
     positions = torch.arange(300) // 64
     for h in (0, 2, 3):
         pairs = vertical_slash_token_mask(vertical_plan.vertical_indices[0, h], vertical_plan.slash_offsets[0, h], 300)
