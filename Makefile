@@ -30,7 +30,7 @@ tables: setup  ## rebuild the paper tables from results/
 figures: setup  ## rebuild the paper figures from results/ (and each results/analysis/*/analysis.json)
 	$(PY) -m src.report.figures
 	for dir in results/analysis/*/; do \
-		if [ -f "$$dir/analysis.json" ]; then $(PY) experiments/analysis_coverage.py --replot --out "$$dir" || exit 1; fi; \
+		if [ -f "$$dir/analysis.json" ]; then $(PY) -m experiments.analysis_coverage --replot --out "$$dir" || exit 1; fi; \
 	done
 
 clean-venv:

@@ -1,0 +1,1 @@
+"""Benchmark and analysis scripts, each run from the repository root as `python -m experiments.<name>`."""

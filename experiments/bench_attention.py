@@ -1,43 +1,39 @@
 """One-layer prefill attention benchmark: SDPA vs FlexAttention vs our block-sparse kernel, and
 each sparse method's estimation / attention breakdown (the paper's Table 7), in one run.
 
-    python experiments/bench_attention.py --out $OUT/bench_attention.json            # H100, Llama-3.1-8B shapes
-    python experiments/bench_attention.py --lengths 256 512 --heads 4 --kv-heads 2 \
+    python -m experiments.bench_attention --out $OUT/bench_attention.json         # H100, Llama-3.1-8B shapes
+    python -m experiments.bench_attention --lengths 256 512 --heads 4 --kv-heads 2 \
         --head-dim 64 --block 32 --segment 64 --no-flex                             # tiny CPU smoke run
 
 Inputs: random q/k/v (bf16 on GPU) for the kernel rows, with random block masks at fixed
 densities (sink block and diagonal segments included, keys permuted inside segments). Method
 rows use "heavy-hitter" structured inputs (a sink, ~2% heavy keys aligned with a shared query
 direction) so selection has something to find; `--qkv FILE` uses tensors captured from a real
-model instead (experiments/capture_qkv.py). Every figure's ratio is to SDPA measured in the same run.
+model instead (experiments.capture_qkv). Every figure's ratio is to SDPA measured in the same run.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 from triton.errors import TritonError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments.timing import graph_replay_ms, median_ms, write_record  # noqa: E402
-from src.attention.kernels import block_sparse_attention  # noqa: E402
-from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton  # noqa: E402
-from src.attention.kernels.block_column import block_column_index  # noqa: E402
-from src.attention.kernels.block_column.triton import BlockColumnTile, attention as block_column_attention_triton  # noqa: E402
-from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton  # noqa: E402
-from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton  # noqa: E402
-from src.attention.methods import build_method  # noqa: E402
-from src.attention.plan import causal_block_count  # noqa: E402
-from src.configs import group_config  # noqa: E402
-from src.attention.select.common import causal_block_layout  # noqa: E402
+from experiments.timing import graph_replay_ms, median_ms, write_record
+from src.attention.kernels import block_sparse_attention
+from src.attention.kernels.block_column import block_column_index
+from src.attention.kernels.block_column.triton import BlockColumnTile, attention as block_column_attention_triton
+from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton
+from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton
+from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton
+from src.attention.methods import build_method
+from src.attention.plan import causal_block_count
+from src.attention.select.common import causal_block_layout
+from src.configs import compose_config
 
 # What a kernel raises for a launch shape it cannot run (a check of ours, or Triton at compile time).
 TILE_ERRORS = (ValueError, TritonError)
@@ -210,14 +206,13 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
     return rows
 
 
-def method_cfg(name: str, args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
-    cfg = group_config("method", name)
+def method_cfg(name: str, args: argparse.Namespace, overrides: dict[str, Any]) -> DictConfig:
+    """`conf/method/<name>.yaml` at this run's block and segment size (where the method has them)."""
+    cfg = compose_config({"method": name}, [f"method.{key}={value}" for key, value in overrides.items()]).method
     if "block_size" in cfg:
         cfg.block_size = args.block
     if "segment_size" in cfg:
         cfg.segment_size = args.segment
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value)
     return cfg
 
 

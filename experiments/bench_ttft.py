@@ -1,11 +1,11 @@
 """End-to-end time to first token (prefill + first token) through a real transformers model, per
 method and length, with dense SDPA in the same run (the paper's Figure 4 / Table 9).
 
-    python experiments/bench_ttft.py --model smollm2_rope16x --methods dense pbs meanpooling \
+    python -m experiments.bench_ttft --model smollm2_rope16x --methods dense pbs meanpooling \
         --lengths 8192 16384 32768 65536 131072 --out $OUT/ttft_smollm2.json
-    python experiments/bench_ttft.py --model llama3.1-8b_random --methods dense pbs \
+    python -m experiments.bench_ttft --model llama3.1-8b_random --methods dense pbs \
         --override pbs:threshold=0.25 --lengths 8192 32768 131072 --out $OUT/ttft_llama8b.json
-    torchrun --nproc-per-node 2 experiments/bench_ttft.py --model qwen2.5-7b-1m \
+    torchrun --nproc-per-node 2 -m experiments.bench_ttft --model qwen2.5-7b-1m \
         --model-set tp_size=2 --methods dense pbs --lengths 262144 --out $OUT/ttft_qwen7b_tp2.json
 
 Prompts: a RULER prompt of the target length for real models (real attention structure); random
@@ -17,47 +17,39 @@ CUDA events, peak GPU memory per (method, length).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import src.data.ruler  # noqa: E402,F401  (registers the dataset)
-from experiments.timing import median_ms, write_record  # noqa: E402
-from src.attention.integration import install_method  # noqa: E402
-from src.attention.methods import build_method  # noqa: E402
-from src.configs import group_config  # noqa: E402
-from src.data.base import DATASETS  # noqa: E402
-from src.eval.generate import render_prompt  # noqa: E402
-from src.eval.stats import StatsRecorder  # noqa: E402
-from src.models.loader import load_model  # noqa: E402
-
-def method_config(name: str, overrides: list[str]) -> Any:
-    """`conf/method/<name>.yaml` with the METHOD:key=value overrides that name it applied."""
-    cfg = group_config("method", name)
-    for item in overrides:
-        target, _, assignment = item.partition(":")
-        if target == name:
-            assign(cfg, assignment)
-    return cfg
+from experiments.timing import median_ms, write_record
+from src.attention.integration import install_method
+from src.attention.methods import build_method
+from src.configs import compose_config
+from src.data import DATASETS
+from src.data.prompting import model_input_text
+from src.eval.stats import StatsRecorder
+from src.models.loader import load_model
 
 
-def assign(cfg: Any, assignment: str) -> None:
-    """Apply one command-line key=value to a config, the value typed as YAML (0.25 -> float)."""
-    key, _, value = assignment.partition("=")
-    OmegaConf.update(cfg, key, OmegaConf.create(f"v: {value}").v)
+def scoped(group: str, assignment: str) -> str:
+    """A script's `key=value` (or `+key=value`, adding a key) as the Hydra override of `group.key`."""
+    add = "+" if assignment.startswith("+") else ""
+    return f"{add}{group}.{assignment.removeprefix('+')}"
+
+
+def method_config(name: str, overrides: list[str]) -> DictConfig:
+    """`conf/method/<name>.yaml` composed with the METHOD:key=value overrides that name it."""
+    targeted = (item.partition(":") for item in overrides)
+    return compose_config({"method": name}, [scoped("method", a) for target, _, a in targeted if target == name]).method
 
 
 def prompt_ids(loaded: Any, length: int, random_tokens: bool) -> torch.Tensor:
     if random_tokens:
         gen = torch.Generator().manual_seed(length)
         return torch.randint(100, len(loaded.tokenizer) - 1, (1, length), generator=gen)
-    sample = DATASETS.build("ruler").load(tokenizer=loaded.tokenizer, tasks=["niah_multikey_2"], length=length, num_samples=1)[0]
-    text = render_prompt(sample, loaded.tokenizer)
+    ruler = DATASETS.build("ruler", {"tasks": ["niah_multikey_2"], "length": length, "num_samples": 1})
+    text = model_input_text(ruler.load(loaded.tokenizer)[0], loaded.tokenizer)
     return loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
 
 
@@ -65,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--methods", nargs="+", default=["dense", "pbs"])
-    parser.add_argument("--model-set", nargs="*", default=[], help="key=value on the model config, e.g. load.tokenizer_path=DIR")
+    parser.add_argument("--model-set", nargs="*", default=[], help="key=value on the model config, e.g. load.tokenizer_path=DIR (+key=value adds a key)")
     parser.add_argument("--override", nargs="*", default=[], help="METHOD:key=value, e.g. pbs:threshold=0.25")
     parser.add_argument("--lengths", type=int, nargs="+", default=[8192, 16384, 32768])
     parser.add_argument("--runs", type=int, default=3)
@@ -73,10 +65,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    model_cfg = group_config("model", args.model)
-    for assignment in args.model_set:
-        assign(model_cfg, assignment)
-    loaded = load_model(model_cfg)
+    loaded = load_model(compose_config({"model": args.model}, [scoped("model", a) for a in args.model_set]).model)
     device = loaded.model.device
     rows: list[dict[str, Any]] = []
     for length in args.lengths:

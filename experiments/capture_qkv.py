@@ -1,25 +1,21 @@
 """Capture one layer's post-RoPE q, k, v from a real model's prefill, for benchmarks and analyses
-that need real attention structure (bench_attention.py --qkv, coverage studies).
+that need real attention structure (experiments.bench_attention --qkv, coverage studies).
 
-    python experiments/capture_qkv.py --model smollm2 --length 8192 --layer 15 --out qkv_8k.pt
+    python -m experiments.capture_qkv --model smollm2 --length 8192 --layer 15 --out qkv_8k.pt
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.attention.integration import install_method
+from src.configs import compose_config
+from src.data import DATASETS
+from src.data.prompting import model_input_text
+from src.models.loader import load_model
 
-import src.data.ruler  # noqa: E402,F401  (registers the dataset)
-from src.attention.integration import install_method  # noqa: E402
-from src.configs import group_config  # noqa: E402
-from src.data.base import DATASETS  # noqa: E402
-from src.eval.generate import render_prompt  # noqa: E402
-from src.models.loader import load_model  # noqa: E402
 
 @dataclass
 class CapturingMethod:
@@ -37,11 +33,11 @@ class CapturingMethod:
 
 def capture(model_name: str, length: int, layers: list[int], task: str) -> dict[int, dict[str, torch.Tensor]]:
     """Prefill one RULER prompt of `length` tokens and return {layer: {q, k, v}} (post-RoPE)."""
-    loaded = load_model(group_config("model", model_name))
+    loaded = load_model(compose_config({"model": model_name}).model)
     method = CapturingMethod(set(layers))
     install_method(loaded.model, method)
-    sample = DATASETS.build("ruler").load(tokenizer=loaded.tokenizer, tasks=[task], length=length, num_samples=1)[0]
-    ids = loaded.tokenizer(render_prompt(sample, loaded.tokenizer), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    sample = DATASETS.build("ruler", {"tasks": [task], "length": length, "num_samples": 1}).load(loaded.tokenizer)[0]
+    ids = loaded.tokenizer(model_input_text(sample, loaded.tokenizer), return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.inference_mode():
         loaded.model(input_ids=ids.to(loaded.model.device), use_cache=False, logits_to_keep=1)
     return method.captured

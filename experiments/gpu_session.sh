@@ -51,7 +51,7 @@ ruler() {  # ruler NAME LIMIT_S HYDRA_ARGS...: one multirun under /root/runs/h20
 }
 
 ttft_llama() {  # ttft_llama OUTFILE LIMIT_S METHODS LENGTHS
-  timeout "$2" python3 experiments/bench_ttft.py --model llama3.1-8b_random --model-set load.tokenizer_path=.carry/tok \
+  timeout "$2" python3 -m experiments.bench_ttft --model llama3.1-8b_random --model-set load.tokenizer_path=.carry/tok \
     --random-tokens --methods $3 --lengths $4 --runs 2 --override $REALISTIC --out "$OUT/$1" 2>&1 | grep -v "^{" | tail -30
 }
 
@@ -62,21 +62,21 @@ for step in "$@"; do
     timeout 100 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
     tail -25 "$OUT/gpu_tests.log" ;;
   bench)
-    timeout 230 python3 experiments/bench_attention.py --lengths 4096 8192 16384 32768 131072 --budget-ms 500 \
+    timeout 230 python3 -m experiments.bench_attention --lengths 4096 8192 16384 32768 131072 --budget-ms 500 \
       --out "$OUT/bench_attention.json" > "$OUT/bench_attention.log" 2>&1
     grep -v "^\[" "$OUT/bench_attention.log" | tail -60 ;;
   bench_estimate)
-    timeout 200 python3 experiments/bench_attention.py --lengths 4096 8192 16384 32768 131072 --densities --no-flex \
+    timeout 200 python3 -m experiments.bench_attention --lengths 4096 8192 16384 32768 131072 --densities --no-flex \
       --budget-ms 400 --out "$OUT/bench_estimate.json" > "$OUT/bench_estimate.log" 2>&1
     grep -v "^\[" "$OUT/bench_estimate.log" | grep -E "method|sdpa" | tail -40 ;;
   perm_tiles)
-    timeout 200 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods --budget-ms 300 \
+    timeout 200 python3 -m experiments.bench_attention --lengths 8192 131072 --densities --no-flex --methods --budget-ms 300 \
       --perm-launches 64,256,8,64,8,3 64,512,4,64,4,3 64,256,8,32,4,3 64,256,8,64,2,3 64,256,8,128,4,3 \
         64,512,8,64,4,3 64,256,8,64,4,2 64,256,8,64,4,4 32,256,4,64,4,3 \
       --out "$OUT/bench_perm_tiles.json" > "$OUT/bench_perm_tiles.log" 2>&1
     grep -v "^\[" "$OUT/bench_perm_tiles.log" | tail -30 ;;
   tiles)
-    timeout 180 python3 experiments/bench_attention.py --lengths 8192 131072 --densities --no-flex --methods \
+    timeout 180 python3 -m experiments.bench_attention --lengths 8192 131072 --densities --no-flex --methods \
       --method-lengths 131072 --budget-ms 400 \
       --tiles 128,64,8,3 128,64,4,3 128,128,8,4 128,32,4,3 64,64,4,3 128,64,8,4 \
       --xattn-tiles 64,64,4,2 128,64,4,3 64,128,8,3 128,128,8,3 64,64,4,3 \
@@ -84,16 +84,16 @@ for step in "$@"; do
       --out "$OUT/bench_tiles.json" > "$OUT/bench_tiles.log" 2>&1
     grep -v "^\[" "$OUT/bench_tiles.log" | tail -40 ;;
   coverage)
-    join_gguf && timeout 240 python3 experiments/analysis_coverage.py --model smollm2 --lengths 4096 8192 \
+    join_gguf && timeout 240 python3 -m experiments.analysis_coverage --model smollm2 --lengths 4096 8192 \
       --layers 0 7 14 21 29 --targets K Q K+Q Q+K --out "$OUT/analysis/smollm2_h200" > "$OUT/coverage.log" 2>&1
     echo "coverage rc $?"; tail -40 "$OUT/coverage.log" ;;
   qkv_bench)
     join_gguf || exit 3
-    timeout 60 python3 experiments/capture_qkv.py --model smollm2 --length 8192 --out /root/qkv_8k.pt > "$OUT/qkv.log" 2>&1
-    timeout 60 python3 experiments/capture_qkv.py --model smollm2_rope4x --length 32768 --out /root/qkv_32k.pt >> "$OUT/qkv.log" 2>&1
+    timeout 60 python3 -m experiments.capture_qkv --model smollm2 --length 8192 --out /root/qkv_8k.pt > "$OUT/qkv.log" 2>&1
+    timeout 60 python3 -m experiments.capture_qkv --model smollm2_rope4x --length 32768 --out /root/qkv_32k.pt >> "$OUT/qkv.log" 2>&1
     tail -3 "$OUT/qkv.log"
     for n in 8k:8192 32k:32768; do
-      timeout 60 python3 experiments/bench_attention.py --qkv /root/qkv_${n%%:*}.pt --lengths ${n#*:} --heads 9 --kv-heads 3 \
+      timeout 60 python3 -m experiments.bench_attention --qkv /root/qkv_${n%%:*}.pt --lengths ${n#*:} --heads 9 --kv-heads 3 \
         --head-dim 64 --densities --no-flex --methods pbs:head pbs:group meanpooling xattention pbs_plus \
         --budget-ms 300 --out "$OUT/bench_smollm2_qkv_${n%%:*}.json" 2>&1 | grep -v "^\[" | tail -12
     done ;;
@@ -108,7 +108,7 @@ for step in "$@"; do
     join_gguf && ruler ruler_minference_8k 80 dataset.length=8192 method=minference
     ruler ruler_long 440 model=smollm2_rope4x dataset.length=16384,32768 method=${METHODS// /,} ;;
   ttft_smollm2)
-    join_gguf && timeout 180 python3 experiments/bench_ttft.py --model smollm2_rope16x --methods $METHODS \
+    join_gguf && timeout 180 python3 -m experiments.bench_ttft --model smollm2_rope16x --methods $METHODS \
       --lengths 2048 4096 8192 16384 32768 65536 131072 --runs 3 --out "$OUT/ttft_smollm2_rope16x.json" 2>&1 | grep -v "^{" | tail -60 ;;
   *) echo "unknown step $step"; exit 2 ;;
   esac

@@ -1,11 +1,10 @@
 """Device timing shared by the benchmarks: warm up, then the median of CUDA-event timed runs; and
-the JSON record every benchmark writes (device, torch, commit, arguments, rows)."""
+the JSON record every benchmark writes (device, commit, versions, arguments, rows)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from src.eval.results import git_commit, utc_now
+from src.provenance import measured_on
 
 T = TypeVar("T")
 
@@ -78,10 +77,6 @@ def write_record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     short keeps what it measured. Under torchrun (tensor parallel) only rank 0 writes."""
     if not args.out or int(os.environ.get("RANK", 0)) != 0:
         return
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.machine()})"
-    record = {
-        "device": device, "torch": torch.__version__, "commit": git_commit(), "written_at": utc_now(),
-        "args": vars(args), "rows": rows,
-    }
+    record = {**measured_on(), "args": vars(args), "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

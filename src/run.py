@@ -5,11 +5,12 @@ import os
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from src.configs import register_resolvers
 from src.registry import ConfigError
 
-OmegaConf.register_new_resolver("or", lambda value, default: value or default, replace=True)
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -4,6 +4,7 @@ A benchmark is data plus a metric name, registered by name; the loop never branc
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,23 +59,38 @@ def summarize_by_task(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """A registered benchmark: builds samples from its config, summarises scored rows."""
+class Dataset:
+    """A registered benchmark bound to its config parameters (checked against its loader's
+    signature when built): `load` builds the samples, `summarize` tables their scored rows."""
 
-    load: Callable[..., list[Sample]]
+    loader: Callable[..., list[Sample]]
+    params: Mapping[str, Any]
     summarize: Callable[[pd.DataFrame], pd.DataFrame] = summarize_by_task
 
+    def load(self, tokenizer: Any) -> list[Sample]:
+        """The samples, sized with the model's `tokenizer`."""
+        return self.loader(tokenizer=tokenizer, **self.params)
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+DATASETS: Registry[Dataset] = Registry("dataset")
 
 
 def register_dataset(
     name: str, summarize: Callable[[pd.DataFrame], pd.DataFrame] = summarize_by_task
 ) -> Callable[[Callable[..., list[Sample]]], Callable[..., list[Sample]]]:
-    """Register `load(*, tokenizer, **dataset_params) -> list[Sample]` under `name`."""
+    """Register `load(*, tokenizer, **dataset_params) -> list[Sample]` under `name`.
+
+    `DATASETS.build(name, params)` then binds `params` to it, rejecting (ConfigError) any key the
+    loader does not take, before any model is loaded.
+    """
 
     def decorator(load: Callable[..., list[Sample]]) -> Callable[..., list[Sample]]:
-        DATASETS.register(name)(lambda: DatasetSpec(load=load, summarize=summarize))
+        def bind(**params: Any) -> Dataset:
+            return Dataset(load, params, summarize)
+
+        loader_params = inspect.signature(load).parameters.values()
+        bind.__signature__ = inspect.Signature([p for p in loader_params if p.name != "tokenizer"])  # type: ignore[attr-defined]
+        DATASETS.register(name)(bind)
         return load
 
     return decorator

@@ -57,6 +57,7 @@ from src.data.longbench_prompts import (
     PROMPTS,
     TASKS,
 )
+from src.data.prompting import braced, fill_fields
 from src.registry import ConfigError
 
 HARNESSES = ("longbench", "opencompass")
@@ -64,14 +65,11 @@ LENGTH_BUCKETS = ("0-4k", "4-8k", "8k+")
 SUMMARY_COLUMNS = ["level", "name", "length_bucket", "score", "n"]
 
 
-def render_prompt(task: str, record: dict[str, Any], harness: str = "longbench") -> str:
+def task_prompt(task: str, record: dict[str, Any], harness: str = "longbench") -> str:
     """The prompt of one LongBench record under the given harness (before truncation/template)."""
     if harness == "longbench":
         return PROMPTS[task].format(**record)
-    prompt = OPENCOMPASS_PROMPTS[task]
-    for field in OPENCOMPASS_FIELDS:
-        prompt = prompt.replace(f"{{{field}}}", str(record[field]))
-    return prompt
+    return fill_fields(OPENCOMPASS_PROMPTS[task], record, braced(OPENCOMPASS_FIELDS))
 
 
 def to_sample(task: str, record: dict[str, Any], *, e: bool, harness: str, max_length: int) -> Sample:
@@ -87,7 +85,7 @@ def to_sample(task: str, record: dict[str, Any], *, e: bool, harness: str, max_l
     return Sample(
         id=f"{name}/{record['_id']}",
         task=name,
-        prompt=render_prompt(task, record, harness),
+        prompt=task_prompt(task, record, harness),
         references=[str(answer) for answer in record["answers"]],
         metric=(METRICS if official else OPENCOMPASS_METRICS)[task],
         max_new_tokens=(MAX_NEW_TOKENS if official else OPENCOMPASS_MAX_NEW_TOKENS)[task],
@@ -145,12 +143,12 @@ def _summary_table(rows: pd.DataFrame, bucket: str) -> list[dict[str, Any]]:
         for task in sorted(per_task.index, key=_task_order)
     ]
     category_scores = []
-    for category, members in CATEGORIES.items():
-        present = [row["score"] for row in table if _base_task(row["name"]) in members]
+    for category in CATEGORIES:
+        present = [row["score"] for row in table if _base_task(row["name"]) in category.tasks]
         score = sum(present) / len(present) if present else math.nan
         if present:
             category_scores.append(score)
-        table.append(_row("category", category, bucket, score, len(present)))
+        table.append(_row("category", category.name, bucket, score, len(present)))
     average = sum(category_scores) / len(category_scores) if category_scores else math.nan
     table.append(_row("average", "average", bucket, average, len(category_scores)))
     return table

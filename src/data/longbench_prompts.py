@@ -12,6 +12,7 @@ model configs).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import MappingProxyType
 
 # The 21 LongBench tasks in the official order (pred.py), and the 13 that have a LongBench-E file.
@@ -206,15 +207,26 @@ METRICS = MappingProxyType({
     "lcc": "longbench_code_sim", "repobench-p": "longbench_code_sim",
 })
 
+
+@dataclass(frozen=True)
+class Category:
+    """One of LongBench's six task types: the name our summaries give its row, the paper's
+    Table 1 column for it, and its tasks."""
+
+    name: str
+    column: str
+    tasks: tuple[str, ...]
+
+
 # The paper's Table 1 categories (LongBench's six task types), in its column order.
-CATEGORIES = MappingProxyType({
-    "Single-Doc QA": ("narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh"),
-    "Multi-Doc QA": ("hotpotqa", "2wikimqa", "musique", "dureader"),
-    "Summarization": ("gov_report", "qmsum", "multi_news", "vcsum"),
-    "Few-shot": ("trec", "triviaqa", "samsum", "lsht"),
-    "Synthetic": ("passage_count", "passage_retrieval_en", "passage_retrieval_zh"),
-    "Code": ("lcc", "repobench-p"),
-})
+CATEGORIES: tuple[Category, ...] = (
+    Category("Single-Doc QA", "SingleDocQA", ("narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_zh")),
+    Category("Multi-Doc QA", "MultiDocQA", ("hotpotqa", "2wikimqa", "musique", "dureader")),
+    Category("Summarization", "Summ", ("gov_report", "qmsum", "multi_news", "vcsum")),
+    Category("Few-shot", "FewShot", ("trec", "triviaqa", "samsum", "lsht")),
+    Category("Code", "Code", ("lcc", "repobench-p")),
+    Category("Synthetic", "Synthetic", ("passage_count", "passage_retrieval_en", "passage_retrieval_zh")),
+)
 
 # OpenCompass's LongBench configs, where they differ from the official ones: qasper reuses the
 # multi-document QA prompt with 32 new tokens, multi_news ends its prompt with a newline, and

@@ -43,6 +43,7 @@ from src.data.longbench_prompts import (
     V2_PROMPT,
     V2_PROMPT_COT,
 )
+from src.data.prompting import braced, fill_fields
 from src.registry import ConfigError
 
 DIFFICULTIES = ("easy", "hard")
@@ -53,25 +54,20 @@ _PLACEHOLDERS = (
 )
 
 
-def render_prompt(template: str, record: dict[str, Any], cot_response: str | None = None) -> str:
+def official_prompt(template: str, record: dict[str, Any], cot_response: str | None = None) -> str:
     """A LongBench v2 template filled as pred.py does: stripped fields, replaced one after another.
 
     `cot_response` fills $COT$ of the second chain-of-thought step (`V2_PROMPT_COT_ANSWER`).
     """
-    prompt = template
-    for placeholder, field in _PLACEHOLDERS:
-        prompt = prompt.replace(placeholder, record[field].strip())
+    prompt = fill_fields(template, record, _PLACEHOLDERS, strip=True)
     if cot_response is not None:
         prompt = prompt.replace("$COT$", cot_response)
     return prompt
 
 
-def render_opencompass_prompt(record: dict[str, Any]) -> str:
+def opencompass_prompt(record: dict[str, Any]) -> str:
     """OpenCompass's LongBench v2 prompt: each "{field}" replaced in its reader's column order."""
-    prompt = V2_OPENCOMPASS_PROMPT
-    for field in V2_OPENCOMPASS_FIELDS:
-        prompt = prompt.replace(f"{{{field}}}", str(record[field]))
-    return prompt
+    return fill_fields(V2_OPENCOMPASS_PROMPT, record, braced(V2_OPENCOMPASS_FIELDS))
 
 
 def to_sample(record: dict[str, Any], *, cot: bool, harness: str, max_length: int) -> Sample:
@@ -79,10 +75,10 @@ def to_sample(record: dict[str, Any], *, cot: bool, harness: str, max_length: in
     official = harness == "longbench"
     meta: dict[str, Any] = {key: record[key] for key in ("domain", "sub_domain", "difficulty", "length")}
     if official:
-        prompt = render_prompt(V2_PROMPT_COT if cot else V2_PROMPT, record)
+        prompt = official_prompt(V2_PROMPT_COT if cot else V2_PROMPT, record)
         max_new_tokens = V2_COT_MAX_NEW_TOKENS if cot else V2_MAX_NEW_TOKENS
     else:
-        prompt = render_opencompass_prompt(record)
+        prompt = opencompass_prompt(record)
         max_new_tokens = V2_OPENCOMPASS_MAX_NEW_TOKENS
     return Sample(
         id=record["_id"],

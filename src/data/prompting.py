@@ -1,8 +1,35 @@
-"""How a sample's text becomes the model's input; shared by the generation loop and by datasets
-that size their prompts in tokens, so both count exactly what the model reads."""
+"""How text becomes a prompt and a prompt the model's input.
+
+`fill_fields` fills a benchmark's template from a record the way official harnesses do;
+`model_input_text` is the exact text the generation loop feeds the model, shared with datasets
+that size their prompts in tokens and with benchmarks, so all count exactly what the model reads.
+"""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from src.data.truncation import middle_truncate
+
+if TYPE_CHECKING:
+    from src.data.base import Sample
+
+
+def fill_fields(
+    template: str, record: Mapping[str, Any], placeholders: Iterable[tuple[str, str]], *, strip: bool = False
+) -> str:
+    """`template` with each (placeholder, field) replaced by the record's field as text, one
+    after another (so a field's text that contains a later placeholder is replaced too, as in
+    the official harnesses); `strip` strips each field first."""
+    for placeholder, name in placeholders:
+        value = str(record[name])
+        template = template.replace(placeholder, value.strip() if strip else value)
+    return template
+
+
+def braced(fields: Iterable[str]) -> list[tuple[str, str]]:
+    """("{field}", field) placeholders, OpenCompass's template syntax, in the given order."""
+    return [(f"{{{name}}}", name) for name in fields]
 
 
 def wrap_prompt(prompt: str, tokenizer: Any, use_chat_template: bool, answer_prefix: str) -> str:
@@ -12,3 +39,11 @@ def wrap_prompt(prompt: str, tokenizer: Any, use_chat_template: bool, answer_pre
             [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
         )
     return prompt + answer_prefix
+
+
+def model_input_text(sample: Sample, tokenizer: Any) -> str:
+    """The exact text fed to the model: truncated prompt, chat template if asked, answer prefix."""
+    prompt = sample.prompt
+    if sample.truncate_to is not None:
+        prompt = middle_truncate(prompt, tokenizer, sample.truncate_to)
+    return wrap_prompt(prompt, tokenizer, sample.use_chat_template, sample.answer_prefix)

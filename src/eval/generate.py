@@ -13,8 +13,7 @@ import torch
 from transformers import DynamicCache
 
 from src.data.base import Sample
-from src.data.prompting import wrap_prompt
-from src.data.truncation import middle_truncate
+from src.data.prompting import model_input_text
 
 
 @dataclass
@@ -23,14 +22,6 @@ class Generation:
     input_tokens: int
     prefill_s: float
     decode_s: float
-
-
-def render_prompt(sample: Sample, tokenizer: Any) -> str:
-    """The exact text fed to the model: truncated prompt, chat template if asked, answer prefix."""
-    prompt = sample.prompt
-    if sample.truncate_to is not None:
-        prompt = middle_truncate(prompt, tokenizer, sample.truncate_to)
-    return wrap_prompt(prompt, tokenizer, sample.use_chat_template, sample.answer_prefix)
 
 
 def _sync(device: torch.device) -> None:
@@ -49,7 +40,7 @@ def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
 @torch.inference_mode()
 def generate(model: Any, tokenizer: Any, sample: Sample) -> Generation:
     """Greedy-decode up to `sample.max_new_tokens` tokens after a timed prefill."""
-    text = render_prompt(sample, tokenizer)
+    text = model_input_text(sample, tokenizer)
     templated = sample.use_chat_template and tokenizer.chat_template
     input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=not templated)["input_ids"]
     if sample.keep_last_tokens is not None:

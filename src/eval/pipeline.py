@@ -4,47 +4,40 @@
 from __future__ import annotations
 
 import logging
-import platform
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-import src.data.longbench  # noqa: F401  (registers the benchmark)
-import src.data.longbench_v2  # noqa: F401
-import src.data.ruler  # noqa: F401
-import src.metrics.longbench  # noqa: F401  (registers the metrics)
-import src.metrics.ruler  # noqa: F401
 from src.attention.integration import install_method
 from src.attention.methods import build_method
-from src.data.base import DATASETS, Sample, dataset_params
+from src.data import DATASETS, Dataset, Sample
+from src.data.base import dataset_params
 from src.eval.generate import generate
 from src.eval.loggers import LOGGERS
-from src.eval.results import SampleLog, git_commit, rows_frame, utc_now, write_jsonl, write_summary
+from src.eval.results import SampleLog, rows_frame, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
 from src.eval.stats import StatsRecorder
-from src.metrics.registry import get_metric
+from src.metrics import get_metric
 from src.models.loader import LoadedModel, load_model
+from src.provenance import measured_on
 from src.registry import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def device_name(device: torch.device) -> str:
-    """Human-readable device, recorded next to every figure."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def load_samples(cfg: DictConfig, loaded: LoadedModel) -> list[Sample]:
-    """Samples of the configured benchmark, checked for emptiness, duplicates and length."""
-    spec = DATASETS.build(cfg.dataset.name)
+def configured_dataset(cfg: DictConfig) -> Dataset:
+    """The configured benchmark bound to its parameters; an unknown name or key is a ConfigError
+    here, before any model is loaded."""
     params = OmegaConf.to_container(cfg.dataset, resolve=True)
-    samples = spec.load(tokenizer=loaded.tokenizer, **dataset_params(params))
+    return DATASETS.build(cfg.dataset.name, dataset_params(params))
+
+
+def load_samples(cfg: DictConfig, dataset: Dataset, loaded: LoadedModel) -> list[Sample]:
+    """Samples of the configured benchmark, checked for emptiness, duplicates and length."""
+    samples = dataset.load(loaded.tokenizer)
     if not samples:
         raise ConfigError(f"dataset {cfg.dataset.label!r} produced no samples; check dataset.tasks and its files")
     ids = [s.id for s in samples]
@@ -63,9 +56,10 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     """Run (or resume) the configured job and return its summary table."""
     stats = StatsRecorder(timing=bool(cfg.timing))
     method = build_method(cfg.method, stats)
+    dataset = configured_dataset(cfg)
     loaded = load_model(cfg.model)
     install_method(loaded.model, method)
-    samples = load_samples(cfg, loaded)
+    samples = load_samples(cfg, dataset, loaded)
 
     run_dir = Path(cfg.run_dir)
     shard = Shard.from_env(int(cfg.model.tp_size))
@@ -117,15 +111,13 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         shard_file.unlink()
     wanted = {s.id for s in samples}
     frame = rows_frame([row for row in rows if row["id"] in wanted])
-    summary = DATASETS.build(cfg.dataset.name).summarize(frame)
+    summary = dataset.summarize(frame)
     provenance = {
         "run": str(run_dir),
         "model": loaded.name,
         "method": method.name,
         "dataset": cfg.dataset.label,
-        "device": device_name(loaded.model.device),
-        "commit": git_commit(),
-        "written_at": utc_now(),
+        **measured_on(loaded.model.device),
         "samples": len(frame),
         "mean_density": _mean(frame, "density"),
         "mean_prefill_s": _mean(frame, "prefill_s"),

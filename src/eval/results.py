@@ -8,40 +8,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-
-def git_commit() -> str:
-    """The checkout's commit (with '-dirty' if it has uncommitted changes), or 'unknown'.
-
-    PBS_LAB_COMMIT, when set, wins: a machine that runs a copy of the working tree without its
-    up-to-date git history (the GPU device) is told the commit by the caller.
-    """
-    if os.environ.get("PBS_LAB_COMMIT"):
-        return os.environ["PBS_LAB_COMMIT"]
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601 to the second: when a result file was written, so reports
-    can tell the newest result apart even after a checkout reset every file's mtime."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ A run directory is results/runs/<model>/<dataset label>/<method>/<overrides>/ wi
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import re
@@ -18,9 +17,9 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from src.data.base import DATASETS
+from src.data import DATASETS
 from src.eval.results import read_jsonl, rows_frame
-from src.registry import ConfigError
+from src.report.paper import paper_method
 
 RUN_KEYS = ("model", "method", "dataset", "device", "commit", "config")
 BENCH_KEYS = ("device", "commit", "rows")
@@ -116,6 +115,12 @@ class Run:
         return ",".join(f"{k.removeprefix('method.')}={v}" for k, v in self.overrides.items() if k.startswith("method."))
 
     @property
+    def method_label(self) -> str:
+        """Row label in tables and figures: the paper's method name, plus the overridden parameters if any."""
+        name = paper_method(self.method)
+        return f"{name} [{self.variant}]" if self.variant else name
+
+    @property
     def mean_density(self) -> float | None:
         """Mean computed fraction of causal blocks over the run's samples (1.0 for dense)."""
         value = self.info.get("mean_density")
@@ -127,7 +132,7 @@ class Run:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        """The benchmark's summary, recomputed from samples.jsonl when its summarize is importable,
+        """The benchmark's summary, recomputed from samples.jsonl when its dataset is registered,
         otherwise read from the run's summary.csv."""
         summarize = summarizer(self.benchmark)
         if summarize is not None:
@@ -137,7 +142,7 @@ class Run:
                 raise ResultsError(f"{self.path / 'samples.jsonl'}: {self.benchmark} summarize failed ({err})") from None
         path = self.path / "summary.csv"
         if not path.is_file():
-            raise ResultsError(f"{path}: missing, and dataset {self.benchmark!r} has no importable summarize")
+            raise ResultsError(f"{path}: missing, and dataset {self.benchmark!r} is not registered to recompute it")
         return pd.read_csv(path)
 
     @cached_property
@@ -199,17 +204,10 @@ def parse_overrides(name: str) -> dict[str, str]:
 
 
 def summarizer(benchmark: str) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
-    """The registered summarize of dataset `benchmark`, importing src.data.<benchmark> if needed;
-    None when that module does not exist (yet)."""
-    try:
-        importlib.import_module(f"src.data.{benchmark}")
-    except ModuleNotFoundError as err:
-        if err.name != f"src.data.{benchmark}":
-            raise
-    try:
-        return DATASETS.build(benchmark).summarize
-    except ConfigError:
+    """The summarize of registered dataset `benchmark`; None when no dataset has that name."""
+    if benchmark not in DATASETS.names():
         return None
+    return DATASETS.build(benchmark).summarize
 
 
 def summary_scores(summary: pd.DataFrame, where: Path) -> dict[str, float]:

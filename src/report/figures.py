@@ -32,7 +32,6 @@ from src.report.paper import (  # noqa: E402
     paper_method,
     paper_model,
 )
-from src.report.tables import method_label  # noqa: E402
 
 KERNEL_NAMES = ("triton_dense", "flex_dense", "triton_sparse_perm", "flex_sparse_perm", "triton_sparse_noperm")
 SPARSE_KERNELS = ("triton_sparse_perm", "flex_sparse_perm", "triton_sparse_noperm")
@@ -254,7 +253,7 @@ def ruler_length_figures(runs: list[Run], out: Path, paper_dir: Path) -> list[Fi
         return []
     paper = load_table("table3_ruler", paper_dir)
     paper = paper[paper["length"] != "Avg"]
-    chosen = newest(ruler, lambda r: (r.model, method_label(r), r.length), lambda r: r.recency)
+    chosen = newest(ruler, lambda r: (r.model, r.method_label, r.length), lambda r: r.recency)
     figures = []
     for model in sorted({key[0] for key in chosen}):
         fig, ax = plt.subplots(figsize=(6.5, 4.5))

@@ -1,4 +1,4 @@
-"""LongBench v2: official prompt, answer extraction, OpenCompass variant, filters, loading, summary."""
+"""LongBench v2 as samples: official prompt, OpenCompass variant, filters, loading, summary."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,10 @@ import pandas as pd
 import pytest
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from src.data import hub
+from src.data import DATASETS, hub
 from src.data import longbench_v2 as v2
-from src.data.base import DATASETS
 from src.data.longbench_prompts import V2_PROMPT_COT_ANSWER
-from src.metrics import longbench as m
-from src.metrics.registry import get_metric
+from src.metrics import get_metric
 from src.registry import ConfigError
 
 RECORD = {
@@ -46,7 +44,7 @@ def test_official_prompt_strips_and_fills_fields() -> None:
 def test_placeholders_are_replaced_one_after_another() -> None:
     # pred.py replaces $DOC$ first, so a "$Q$" inside the document becomes the question too
     record = {**RECORD, "context": "see $Q$"}
-    assert "<text>\nsee Who wrote the letters?\n</text>" in v2.render_prompt(v2.V2_PROMPT, record)
+    assert "<text>\nsee Who wrote the letters?\n</text>" in v2.official_prompt(v2.V2_PROMPT, record)
 
 
 def test_cot_prompts() -> None:
@@ -54,7 +52,7 @@ def test_cot_prompts() -> None:
     assert sample.prompt.endswith("(D) Harriet\n\nLet\u2019s think step by step:")
     assert sample.prompt.startswith("Please read the following text and answer the questions below.\n\n<text>\n")
     assert (sample.max_new_tokens, sample.task) == (1024, "longbench_v2_cot")
-    answer_prompt = v2.render_prompt(V2_PROMPT_COT_ANSWER, RECORD, cot_response="Tomas signed as T.")
+    answer_prompt = v2.official_prompt(V2_PROMPT_COT_ANSWER, RECORD, cot_response="Tomas signed as T.")
     assert answer_prompt == (
         "Please read the following text and answer the questions below.\n\nThe text is too long and omitted here."
         "\n\nWhat is the correct answer to this question: Who wrote the letters?\nChoices:\n(A) Tomas\n(B) Bram\n"
@@ -76,45 +74,6 @@ def test_opencompass_prompt_and_settings() -> None:
     assert (sample.max_new_tokens, sample.truncate_to) == (2048, None)
     assert sample.metric == "longbench_v2_choice_opencompass"
     assert sample.keep_last_tokens == 131072
-
-
-@pytest.mark.parametrize(
-    ("response", "letter"),
-    [
-        ("Reasoning... The correct answer is (B).", "B"),
-        ("**The correct answer is (C)**", "C"),
-        ("The correct answer is D, not (A)", "D"),
-        ("The correct answer is (E)", None),
-        ("the correct answer is (A)", None),
-        ("I think it is A.", None),
-    ],
-)
-def test_official_answer_extraction(response: str, letter: str | None) -> None:
-    assert m.extract_choice(response) == letter
-    sample = v2.to_sample({**RECORD, "answer": "B"}, cot=False, harness="longbench", max_length=100)
-    assert get_metric("longbench_v2_choice")(response, ["B"], sample) == float(letter == "B")
-
-
-@pytest.mark.parametrize(
-    ("response", "letter"),
-    [
-        ("Let us see. The correct answer is (B)", "B"),
-        ("answer: c or Answer: D", "D"),  # a letter after a space at the very end wins before "Answer:"
-        ("答案是A", "A"),
-        # no answer at all: '1.\s?(.*?)$' captures "90 a Bank opened", whose first option letter is B
-        ("In 1990 a Bank opened", "B"),
-        ("", ""),
-    ],
-)
-def test_opencompass_first_option(response: str, letter: str) -> None:
-    assert m.first_option(response) == letter
-
-
-def test_opencompass_first_option_falls_through_a_lowercase_capture() -> None:
-    # "answer: c" matches the case-insensitive pattern but holds no option letter, so the cascade
-    # continues; the cushion pattern '([ABCD]):' then finds nothing and the bare '([ABCD])' finds none
-    assert m.first_option("answer: c") == ""
-    assert m.first_option("The answer is (C)") == "C"
 
 
 def test_fixture_covers_difficulties_and_lengths_and_filters() -> None:
@@ -149,7 +108,7 @@ def test_auto_falls_back_to_the_fixture_with_a_warning(monkeypatch) -> None:
 
     monkeypatch.setattr(hub, "hf_hub_download", unreachable)
     with pytest.warns(hub.HubFallbackWarning, match="LongBench v2"):
-        samples = DATASETS.build("longbench_v2").load(tokenizer=None, max_samples=3)
+        samples = DATASETS.build("longbench_v2", {"max_samples": 3}).load(None)
     assert [s.id for s in samples] == [r["_id"] for r in _fixture()[:3]]
 
 

@@ -2,23 +2,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from src.configs import group_config
+from src.configs import compose_config
 from src.eval.sharding import Shard, merge_rows
 from src.models.loader import load_model
-from tests.test_cli import ROOT, TINY, run_cli
+from tests.cli import TINY, run_cli, run_module
 
 
 def run_torchrun(port: int, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m src.run` as two torchrun processes on CPU (gloo)."""
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "-m", "src.run", *args],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+    return run_module(
+        "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "-m", "src.run", *args,
+        env={"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"},
     )
 
 
@@ -56,7 +53,7 @@ def test_tensor_parallel_pair_runs_each_sample_once_with_the_same_answers(tmp_pa
     """model.tp_size=2: transformers splits the heads over two processes, PBS runs on each one's
     heads, the pair generates every sample together and only its first process writes."""
     checkpoint = tmp_path / "checkpoint"
-    loaded = load_model(group_config("model", "tiny_llama"))
+    loaded = load_model(compose_config({"model": "tiny_llama"}).model)
     loaded.model.save_pretrained(checkpoint)
     loaded.tokenizer.save_pretrained(checkpoint)
     overrides = [

@@ -8,20 +8,19 @@ torch, to check that an invalid block / segment pair stops with one clear error)
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-METHODS = {p.stem for p in (CONF / "method").glob("*.yaml")}
-MODELS = {p.stem for p in (CONF / "model").glob("*.yaml")}
-DATASETS = {p.stem for p in (CONF / "dataset").glob("*.yaml")}
+from src.configs import CONF_DIR, compose_config
+from src.registry import ConfigError
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+METHODS = {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
+MODELS = {p.stem for p in (CONF_DIR / "model").glob("*.yaml")}
+DATASETS = {p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")}
 PAPER_METHODS = {"dense", "pbs", "meanpooling", "xattention", "flexprefill", "minference"}
 PAPER_MODELS = {"llama3.1-8b", "qwen2.5-7b-1m"}
 
@@ -56,19 +55,11 @@ SWEEPS = {
 UNEXPANDED = {"model", "dataset.length"}
 
 
-@pytest.fixture(scope="module")
-def hydra_conf():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
-
-
 @functools.lru_cache(maxsize=None)
 def compose_experiment(name: str, *overrides: str, hydra_node: bool = True) -> DictConfig:
     """The composed config of `experiment=name` plus overrides (cached: tests only read it);
     without the hydra node when not needed (a quarter faster)."""
-    return compose("config", overrides=[f"experiment={name}", *overrides], return_hydra_config=hydra_node)
+    return compose_config({"experiment": name}, overrides, hydra_node=hydra_node)
 
 
 def sweep_values(params: DictConfig) -> dict[str, list[str]]:
@@ -96,7 +87,7 @@ def test_every_experiment_is_known() -> None:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_composes_with_a_sweep(hydra_conf: None, name: str) -> None:
+def test_experiment_composes_with_a_sweep(name: str) -> None:
     cfg = compose_experiment(name)
     method, dataset, model = EXPECTED[name]
     assert (cfg.method.name, cfg.dataset.name, cfg.model.name) == (method, dataset, model)
@@ -116,7 +107,7 @@ def test_experiment_composes_with_a_sweep(hydra_conf: None, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_job_of_the_sweep_is_valid(hydra_conf: None, name: str) -> None:
+def test_every_job_of_the_sweep_is_valid(name: str) -> None:
     """Compose each job of the sweep and check what a run checks first: a known method, and a
     segment_size that is a multiple of the block_size. Model and length are held at one value
     (the first model, the shortest length): they do not touch the method."""
@@ -148,14 +139,14 @@ def test_every_job_of_the_sweep_is_valid(hydra_conf: None, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_sweep_size(hydra_conf: None, name: str) -> None:
+def test_sweep_size(name: str) -> None:
     """The number of runs experiments/README.md states for each experiment."""
     runs = {"paper_table1": 12, "paper_table2": 12, "paper_table3_ruler": 84, "ablation_segment_size": 4,
             "ablation_block_size": 3, "ablation_threshold": 10, "ablation_gqa_permutation": 2, "embedded_sweep": 4}
     assert len(sweep_jobs(compose_experiment(name).hydra.sweeper.params)) == runs[name]
 
 
-def test_command_line_narrows_a_sweep(hydra_conf: None) -> None:
+def test_command_line_narrows_a_sweep() -> None:
     """`python -m src.run -m experiment=paper_table1 model=llama3.1-8b` runs one model's 6 jobs:
     a command-line override of a swept key replaces that key's sweep."""
     params = compose_experiment("paper_table1").hydra.sweeper.params
@@ -165,21 +156,17 @@ def test_command_line_narrows_a_sweep(hydra_conf: None) -> None:
     assert cfg.method.name == "pbs" and cfg.dataset.harness == "opencompass"
 
 
-def test_plus_experiment_is_refused(hydra_conf: None) -> None:
+def test_plus_experiment_is_refused() -> None:
     """The defaults list holds `experiment: null`, so the group is selected with `experiment=`."""
-    from hydra.errors import ConfigCompositionException
-
-    with pytest.raises(ConfigCompositionException, match="Multiple values for experiment"):
-        compose("config", overrides=["+experiment=embedded_sweep"])
+    with pytest.raises(ConfigError, match="Multiple values for experiment"):
+        compose_config(overrides=["+experiment=embedded_sweep"])
 
 
 def test_invalid_block_segment_combination_fails_clearly() -> None:
     """A job whose segment size is not a multiple of its block size stops at build_method with
     one line naming both values (src/run.py prints it; the model is never loaded)."""
     from src.attention.methods import build_method
-    from src.registry import ConfigError
 
-    cfg = OmegaConf.load(CONF / "method" / "pbs.yaml")
-    cfg.backend, cfg.block_size, cfg.segment_size = "torch", 256, 384
+    cfg = compose_config({"method": "pbs"}, ["method.backend=torch", "method.block_size=256", "method.segment_size=384"]).method
     with pytest.raises(ConfigError, match="segment_size 384 is not a multiple of block_size 256"):
         build_method(cfg)

@@ -1,20 +1,19 @@
-"""The GPU benchmark scripts run end to end on CPU in a tiny setting and write the JSON the report reads."""
+"""The GPU benchmark scripts run end to end on CPU in a tiny setting, as `python -m experiments.<name>`,
+and write the JSON the report reads."""
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli import run_module
 
 
-def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / script), *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m experiments.<name> <args>`, which must succeed."""
+    result = run_module(f"experiments.{name}", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -22,11 +21,12 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_bench_ttft_tiny_model(tmp_path: Path) -> None:
     out = tmp_path / "ttft.json"
     run_script(
-        "bench_ttft.py", "--model", "tiny_llama", "--methods", "dense", "pbs", "--override", "pbs:backend=torch",
+        "bench_ttft", "--model", "tiny_llama", "--methods", "dense", "pbs", "--override", "pbs:backend=torch",
         "pbs:threshold=0.5", "--lengths", "600", "--runs", "1", "--random-tokens", "--out", str(out),
     )
     record = json.loads(out.read_text())
-    assert record["device"].startswith("cpu") and record["commit"]
+    assert record["device"].startswith("cpu (") and record["device"].endswith(" threads)")  # as a run spells it
+    assert record["commit"] and set(record["versions"]) == {"torch", "triton", "transformers"}
     rows = {row["method"]: row for row in record["rows"]}
     assert set(rows) == {"dense", "pbs"}
     assert all(row["length"] == row["target_length"] == 600 and row["ttft_ms"] > 0 for row in rows.values())
@@ -38,7 +38,7 @@ def test_bench_ttft_tiny_model(tmp_path: Path) -> None:
 def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run_script(
-        "bench_attention.py", "--lengths", "256", "--heads", "2", "--kv-heads", "1", "--head-dim", "64",
+        "bench_attention", "--lengths", "256", "--heads", "2", "--kv-heads", "1", "--head-dim", "64",
         "--block", "64", "--segment", "128", "--densities", "0.3", "--methods", "pbs:head", "meanpooling", "--no-flex",
         "--xattn-tiles", "16,16,4,1", "48,16,4,1", "--vs-tiles", "32,32,4,1", "--bc-tiles", "1,1,4,1", "--perm-launches", "16,64,4,16,4,1", "--budget-ms", "1", "--out", str(out),
     )
@@ -73,7 +73,7 @@ def test_coverage_analysis_on_captured_tensors_and_replot(tmp_path: Path) -> Non
         files.append(str(path))
     out = tmp_path / "analysis"
     run_script(
-        "analysis_coverage.py", "--qkv", *files, "--lengths", "448", "--block", "64", "--segment", "128",
+        "analysis_coverage", "--qkv", *files, "--lengths", "448", "--block", "64", "--segment", "128",
         "--selector-methods", "meanpooling", "--targets", "K", "Q", "K+Q", "Q+K", "--out", str(out),
     )
     results = json.loads((out / "analysis.json").read_text())
@@ -90,6 +90,6 @@ def test_coverage_analysis_on_captured_tensors_and_replot(tmp_path: Path) -> Non
     figures = [out / "fig1_coverage_vs_density_448.png", out / "fig6_target_coverage_vs_density_448.png"]
     for figure in figures:
         figure.unlink()
-    replot = run_script("analysis_coverage.py", "--replot", "--out", str(out))
+    replot = run_script("analysis_coverage", "--replot", "--out", str(out))
     assert all(figure.is_file() for figure in figures)
     assert "Table 5" in replot.stdout and "per permutation target" in replot.stdout

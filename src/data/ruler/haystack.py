@@ -20,7 +20,7 @@ from src.registry import ConfigError
 
 log = logging.getLogger(__name__)
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
 SUBSTITUTE_ESSAY = FIXTURES / "ruler_essay.txt"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])")

@@ -4,14 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from tests.test_cli import ROOT, TINY, run_cli
+from src.configs import compose_config
+from tests.cli import TINY, run_cli
 
 
 def test_slurm_launcher_config_composes() -> None:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    cfg = compose_config({"hydra/launcher": "slurm"}, ["hydra.launcher.partition=gpu"], hydra_node=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node, launcher.max_num_timeout) == ("gpu", 1, 1, 2)

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
+from src.configs import compose_config
 from src.models.bundled import find_bundled_gguf
 from src.models.loader import load_model, resolve_dtype
 from src.registry import ConfigError
 
 
-def model_cfg(name: str, **overrides: object) -> object:
-    cfg = OmegaConf.load(f"conf/model/{name}.yaml")
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value)
-    return cfg
+def model_cfg(name: str, *overrides: str) -> DictConfig:
+    """conf/model/<name>.yaml as `python -m src.run model=<name> <overrides>...` composes it."""
+    return compose_config({"model": name}, overrides).model
 
 
 def test_bundled_gguf_is_found_without_importing_the_package() -> None:
@@ -37,7 +36,7 @@ def test_random_twins_build_with_the_bundled_tokenizer(name: str, layers: int, k
 
 
 def test_llama_8b_twin_has_the_real_attention_shapes() -> None:
-    cfg = model_cfg("llama3.1-8b_random", **{"config_overrides": {"num_hidden_layers": 1}, "device": "meta"})
+    cfg = model_cfg("llama3.1-8b_random", "+model.config_overrides.num_hidden_layers=1", "model.device=meta")
     loaded = load_model(cfg)
     attn = loaded.model.model.layers[0].self_attn
     assert attn.q_proj.out_features == 32 * 128 and attn.k_proj.out_features == 8 * 128
@@ -54,4 +53,4 @@ def test_bad_dtype_and_random_config_are_named() -> None:
     with pytest.raises(ConfigError, match="float8"):
         resolve_dtype("float8", torch.device("cpu"))
     with pytest.raises(ConfigError, match="nope.json"):
-        load_model(model_cfg("tiny_llama", **{"load.config_file": "nope.json"}))
+        load_model(model_cfg("tiny_llama", "model.load.config_file=nope.json"))

@@ -1,0 +1,76 @@
+"""A synthetic results tree as the pipeline and the benchmarks write it, for the report tests."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SMOL = "smollm2-135m-instruct"
+DEVICE = "cpu (x86_64, 2 threads)"
+TASKS = ("niah_single_1", "vt")
+
+
+def causal_blocks(tokens: int, block: int) -> int:
+    """Blocks on or below the diagonal, counted one by one (the paper's 'total causal blocks')."""
+    n = -(-tokens // block)
+    return sum(1 for i in range(n) for j in range(n) if j <= i)
+
+
+def write_run(
+    results: Path, model: str, method: str, length: int, *, seed: int, overrides: str = "default",
+    mtime: float = 1_700_000_000.0, method_cfg: dict[str, Any] | None = None, benchmark: str = "ruler",
+    tasks: tuple[str, ...] = TASKS, meta: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One run directory as src.eval.pipeline writes it, with random non-zero scores and densities."""
+    rng = random.Random(seed)
+    label = f"{benchmark}-{length}"
+    run_dir = results / "runs" / model / label / method / overrides
+    run_dir.mkdir(parents=True)
+    rows = []
+    for task in tasks:
+        for i in range(3):
+            density = 1.0 if method == "dense" else rng.uniform(0.1, 0.6)
+            rows.append({
+                "id": f"{task}-{i}", "task": task, "prediction": "x", "references": ["y"],
+                "score": rng.uniform(0.05, 1.0), "input_tokens": length - rng.randint(1, 300),
+                "prefill_s": 0.1, "decode_s": 0.2,
+                "method_stats": {"density": density, "density_per_layer_head": [[density]]}, "meta": {"length": length, **(meta[len(rows) % len(meta)] if meta else {})},
+            })
+    (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    info = {
+        "run": str(run_dir), "model": model, "method": method, "dataset": label, "device": DEVICE,
+        "commit": f"c0ffee{seed:02d}deadbeef", "samples": len(rows),
+        "mean_density": sum(r["method_stats"]["density"] for r in rows) / len(rows), "mean_prefill_s": 0.1,
+        "config": {"dataset": {"name": benchmark, "label": label, "length": length},
+                   "method": {"name": method, "block_size": 128, "threshold": 0.9, **(method_cfg or {})}},
+    }
+    (run_dir / "run.json").write_text(json.dumps(info))
+    os.utime(run_dir / "run.json", (mtime, mtime))
+    return rows
+
+
+def ruler_score(rows: list[dict[str, Any]]) -> float:
+    """RULER's number for a run: mean over tasks of the task's mean score, x100."""
+    per_task = [sum(r["score"] for r in rows if r["task"] == t) / sum(r["task"] == t for r in rows) for t in TASKS]
+    return 100 * sum(per_task) / len(per_task)
+
+
+def make_tree(tmp_path: Path) -> dict[str, Any]:
+    """A results tree: seven RULER runs (two for one cell, one threshold variant) and the bench fixtures."""
+    results = tmp_path / "results"
+    runs = {
+        ("smol", "dense", 4096): write_run(results, SMOL, "dense", 4096, seed=1, mtime=1_700_000_100.0),
+        ("smol-old", "dense", 4096): write_run(results, SMOL, "dense", 4096, seed=2, overrides="dataset.num_samples=3"),
+        ("smol", "dense", 8192): write_run(results, SMOL, "dense", 8192, seed=3),
+        ("smol", "pbs", 4096): write_run(results, SMOL, "pbs", 4096, seed=4),
+        ("smol", "pbs-0.5", 4096): write_run(results, SMOL, "pbs", 4096, seed=5, overrides="method.threshold=0.5",
+                                             method_cfg={"threshold": 0.5}),
+        ("smol", "meanpooling", 4096): write_run(results, SMOL, "meanpooling", 4096, seed=6),
+        ("llama", "dense", 4096): write_run(results, "llama3.1-8b", "dense", 4096, seed=7),
+    }
+    shutil.copytree(FIXTURES / "bench", results / "bench")
+    return {"results": results, "runs": runs, "out": tmp_path / "tables"}
