@@ -179,49 +179,61 @@ def test_index_kernel_matches_reference(batch: int, heads: int, length: int, kin
     assert_same_index(got, expected)
 
 
-@pytest.mark.parametrize("tile", TILES, ids=str)
-def test_tile_lists_visit_every_computed_pair_once(tile: BlockColumnTile) -> None:
+def tile_id(tile: BlockColumnTile) -> str:
+    return f"{tile.blocks}x{tile.windows}-w{tile.num_warps}-s{tile.num_stages}" + "-tma" * tile.tma
+
+
+@pytest.mark.parametrize(("blocks", "windows"), [(1, 1), (2, 1), (2, 2)])
+def test_tile_lists_visit_every_computed_pair_once(blocks: int, windows: int) -> None:
     length = 333
     vertical, slash = structured_pattern(1, 2, length, seed=3)
     slash[0, 1, :100] = torch.arange(100) + 7  # no main diagonal in head 1
     index = block_column_index(vertical.to(DEVICE), slash.to(DEVICE), length, backend="triton")
-    lists = tile_lists(index, tile.blocks, tile.windows)
+    lists = tile_lists(index, blocks, windows)
     units, counts, columns = (t.cpu() for t in (lists.units, lists.counts, lists.columns))
     coverage = index.coverage.cpu().long()
-    causal = torch.ones(length, length, dtype=torch.int32).tril()
+    nb = coverage.shape[2]
+    offsets = torch.arange(BLOCK)
     for h in range(2):
-        visits = torch.zeros(length + BLOCK * 2, length + BLOCK * 2, dtype=torch.int32)
+        visits = torch.zeros(nb * BLOCK, nb * BLOCK + BLOCK, dtype=torch.int32)
         for t in range(counts.shape[1]):
-            rows = torch.arange(t * tile.blocks * BLOCK, (t + 1) * tile.blocks * BLOCK)
+            row_blocks = [m for m in range(t * blocks, (t + 1) * blocks) if m < nb]
+            rows = slice(row_blocks[0] * BLOCK, (row_blocks[-1] + 1) * BLOCK)
             full, partial, num_columns = counts[h, t].tolist()
             for unit in units[h, t, :full].tolist():
-                visits[rows[:, None], unit * tile.windows * BLOCK + torch.arange(tile.windows * BLOCK)] += 1
+                visits[rows, unit * windows * BLOCK : (unit + 1) * windows * BLOCK] += 1
             for window in units[h, t, units.shape[-1] - partial :].tolist():
-                for row in rows.tolist():
-                    x, y = coverage[0, h, min(row // BLOCK, coverage.shape[2] - 1), window].tolist()
-                    keys = [window * BLOCK + r for r in range(BLOCK) if r < x or r >= y]
-                    if row // BLOCK < coverage.shape[2]:
-                        visits[row, keys] += 1
+                for m in row_blocks:
+                    x, y = coverage[0, h, m, window].tolist()
+                    keys = window * BLOCK + offsets[(offsets < x) | (offsets >= y)]
+                    visits[m * BLOCK : (m + 1) * BLOCK, keys] += 1
             for entry in columns[h, t, :num_columns].tolist():
-                for g in range(tile.blocks):
-                    if entry >> g & 1:
-                        visits[rows[g * BLOCK : (g + 1) * BLOCK], entry >> 2] += 1
-        visits = visits[:length, :length] * causal
+                for g, m in enumerate(row_blocks):
+                    visits[m * BLOCK : (m + 1) * BLOCK, entry >> 2] += entry >> g & 1
+        visits = visits[:length, :length] * torch.ones(length, length, dtype=torch.int32).tril()
         assert visits.max() <= 1
         assert torch.equal(visits.bool(), naive.computed_mask(index, 0, h).cpu())
 
 
 @pytest.mark.parametrize(
-    ("batch", "q_heads", "kv_heads", "length", "head_dim", "dtype", "tolerance"),
-    [(2, 4, 2, 203, 64, torch.float32, 1e-4), (1, 2, 1, 131, 128, torch.float16, 3e-3)],
+    ("batch", "q_heads", "kv_heads", "length", "head_dim", "dtype", "tile"),
+    [
+        (2, 4, 2, 203, 64, torch.float32, TILES[0]),
+        (1, 2, 1, 131, 128, torch.float16, TILES[1]),
+        (1, 2, 1, 131, 128, torch.float16, TILES[2]),
+        (2, 2, 1, 203, 64, torch.float32, TILES[3]),
+    ],
+    ids=lambda value: tile_id(value) if isinstance(value, BlockColumnTile) else None,
 )
-@pytest.mark.parametrize("tile", TILES, ids=str)
-def test_attention_kernel_matches_reference(batch, q_heads, kv_heads, length, head_dim, dtype, tolerance, tile):
+def test_attention_kernel_matches_reference(batch, q_heads, kv_heads, length, head_dim, dtype, tile):
+    if DEVICE.type == "cuda" and dtype == torch.float32 and tile != TILES[0]:
+        pytest.skip("fp32 K/V tiles of this shape do not fit a GPU's shared memory (the interpreter runs them)")
     q, k, v = qkv(batch, q_heads, kv_heads, length, head_dim, dtype, seed=length)
     vertical, slash = indices("random_no_diagonal" if dtype == torch.float32 else "structured", batch, q_heads, length, seed=5)
     index = block_column_index(vertical.to(DEVICE), slash.to(DEVICE), length, backend="triton")
     got = triton_attention(q, k, v, index, scale=0.1, tile=tile).cpu()
     expected = block_column_attention(q.cpu().float(), k.cpu().float(), v.cpu().float(), index_on_cpu(index), scale=0.1, backend="torch")
+    tolerance = 1e-4 if dtype == torch.float32 else 3e-3
     torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
 
 
@@ -282,4 +294,4 @@ def test_gpu_kernels_match_reference_16bit(batch: int, q_heads: int, kv_heads: i
     for tile in TILES[1:]:
         got = triton_attention(q, k, v, index, scale=0.088, tile=tile)
         assert got.dtype == dtype and torch.isfinite(got).all()
-        assert (got.float() - reference).abs().max().item() <= 2 * torch_error + 1e-3, tile
+        assert (got.float() - reference).abs().max().item() <= 2 * torch_error + 1e-3, tile_id(tile)
