@@ -24,15 +24,15 @@ from omegaconf import DictConfig
 from triton.errors import TritonError
 
 from experiments.timing import graph_replay_ms, median_ms, write_record
-from src.attention.kernels import block_sparse_attention
+from src.attention.kernels import TileConfig, block_sparse_attention
 from src.attention.kernels.block_column import block_column_index
 from src.attention.kernels.block_column.triton import BlockColumnTile, attention as block_column_attention_triton
-from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton
+from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton
 from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton
 from src.attention.methods import build_method
 from src.attention.plan import causal_block_count
-from src.attention.select.common import causal_block_layout
+from src.attention.ops import causal_block_layout
 from src.configs import compose_config
 
 # What a kernel raises for a launch shape it cannot run (a check of ours, or Triton at compile time).

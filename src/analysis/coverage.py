@@ -32,8 +32,7 @@ from typing import Literal, NamedTuple
 import torch
 
 from src.attention.components import Selector
-from src.attention.plan import causal_block_count, num_blocks
-from src.attention.select.common import causal_block_layout
+from src.attention.ops import causal_block_count, causal_block_layout, num_blocks
 
 Budget = Literal["global", "row"]
 BUDGETS = ("global", "row")

@@ -46,8 +46,7 @@ import torch
 
 from src.analysis.coverage import causal_attention_rows, expand_kv_heads, identity_perm
 from src.attention.components import PERMUTERS
-from src.attention.permute import sort_within_segments
-from src.attention.select.common import mean_pool_blocks
+from src.attention.ops import mean_pool_blocks, sort_within_segments
 from src.registry import Registry
 
 

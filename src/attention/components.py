@@ -46,4 +46,3 @@ class Selector(Protocol):
 
 PERMUTERS: Registry[Permuter] = Registry("permuter")
 SELECTORS: Registry[Selector] = Registry("selector")
-BACKENDS = ("triton", "flex", "torch")

@@ -9,16 +9,11 @@ from typing import Any
 
 import torch
 
-# Importing the component modules registers them.
-import src.attention.permute  # noqa: F401
-import src.attention.select.antidiagonal  # noqa: F401
-import src.attention.select.dense  # noqa: F401
-import src.attention.select.flexprefill  # noqa: F401
-import src.attention.select.meanpool  # noqa: F401
-import src.attention.select.vertical_slash  # noqa: F401
-from src.attention.components import BACKENDS, PERMUTERS, SELECTORS, Permuter, Selector
+from src.attention.components import PERMUTERS, SELECTORS, Permuter, Selector
+from src.attention.kernels import ATTENTION_BACKENDS
 from src.attention.plan import DensePlan
-from src.eval.stats import StatsRecorder
+from src.attention.stats import StatsRecorder
+from src.checks import check_choice, check_int
 from src.registry import ConfigError
 
 
@@ -70,10 +65,8 @@ def check_compatible(permuter: Permuter, selector: Selector) -> None:
 
 def build_method(cfg: Any, stats: StatsRecorder | None = None) -> SparsePrefillMethod:
     """Compose the method described by a `conf/method/*.yaml` node; config errors surface here."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"unknown method.backend {cfg.backend!r}; allowed: {', '.join(BACKENDS)}")
-    if int(cfg.min_seq_len) < 0:
-        raise ConfigError(f"method.min_seq_len must be >= 0, got {cfg.min_seq_len}")
+    check_choice("method.backend", cfg.backend, ATTENTION_BACKENDS)
+    check_int("method.min_seq_len", cfg.min_seq_len, minimum=0)
     permuter_cfg = dict(cfg.permuter)
     selector_cfg = dict(cfg.selector)
     permuter = PERMUTERS.build(permuter_cfg.pop("name"), permuter_cfg)

@@ -9,16 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-
-def num_blocks(length: int, block_size: int) -> int:
-    """Number of blocks of `block_size` covering `length` tokens (the last one may be short)."""
-    return (length + block_size - 1) // block_size
-
-
-def causal_block_count(length: int, block_size: int) -> int:
-    """Blocks on or below the block diagonal: the denominator of every block density."""
-    n = num_blocks(length, block_size)
-    return n * (n + 1) // 2
+from src.attention.kernels import block_sparse_attention, vertical_slash_attention, vertical_slash_density
+from src.attention.ops import causal_block_count
 
 
 @dataclass
@@ -41,8 +33,6 @@ class BlockSparsePlan:
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
     ) -> torch.Tensor:
         """Run the block-sparse kernel on this plan; returns [B, Hq, L, D] in original order."""
-        from src.attention.kernels import block_sparse_attention
-
         return block_sparse_attention(
             q,
             k,
@@ -76,16 +66,12 @@ class VerticalSlashPlan:
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
     ) -> torch.Tensor:
         """Run the vertical-slash kernel on this plan; returns [B, Hq, L, D]."""
-        from src.attention.kernels.vertical_slash import vertical_slash_attention
-
         return vertical_slash_attention(
             q, k, v, self.vertical_indices, self.slash_offsets, scale=scale, backend=backend
         )
 
     def density(self, length: int) -> torch.Tensor:
         """Computed (query, key) pairs / causal pairs, float [B, Hq] (union of columns and bands)."""
-        from src.attention.kernels.vertical_slash import vertical_slash_density
-
         return vertical_slash_density(self.vertical_indices, self.slash_offsets, length)
 
 

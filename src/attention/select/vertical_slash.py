@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.minference_patterns import (
+from src.attention.select.minference_patterns import (
     BLOCK_SPARSE_SIZE,
     LOCAL_DIAGONALS,
     SINK_TOKENS,
@@ -29,7 +29,8 @@ from src.attention.minference_patterns import (
     vertical_slash_pattern,
 )
 from src.attention.plan import BlockSparsePlan, VerticalSlashPlan
-from src.attention.select.meanpool import check_inputs
+from src.attention.select.common import check_inputs
+from src.checks import check_int
 from src.registry import ConfigError
 
 
@@ -61,15 +62,14 @@ class VerticalSlashSelector:
         sink_tokens: int = SINK_TOKENS,
         local_diagonals: int = LOCAL_DIAGONALS,
     ) -> None:
-        for name, value, low in (
-            ("last_q", last_q, 1),
-            ("vertical_size", vertical_size, 0),
-            ("slash_size", slash_size, 0),
-            ("sink_tokens", sink_tokens, 0),
-            ("local_diagonals", local_diagonals, 0),
+        check_int("last_q", last_q)
+        for name, value in (
+            ("vertical_size", vertical_size),
+            ("slash_size", slash_size),
+            ("sink_tokens", sink_tokens),
+            ("local_diagonals", local_diagonals),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, minimum=0)
         if pattern_config is not None and not isinstance(pattern_config, str):
             raise ConfigError(f"pattern_config must be null or a path string, got {pattern_config!r}")
         self.last_q = last_q

@@ -116,13 +116,14 @@ def test_tile_index_visits_only_the_crossed_blocks(batch, heads, length, num_ver
     assert full_blocks > 0 or block_m + block_n > num_slash
 
 
-def test_every_column_is_dense_attention_on_both_backends():
+def test_every_column_is_dense_attention_on_both_backends_and_flex_is_refused():
     q, k, v = _qkv(2, 2, 1, 77, 64)
     everything = torch.arange(77).expand(2, 2, -1)
     plan = VerticalSlashPlan(vertical_indices=everything, slash_offsets=torch.zeros(2, 2, 0, dtype=torch.long))
     dense = DensePlan().attend(q, k, v, scale=0.125, backend="torch")
-    for backend in ("torch", "flex"):
-        torch.testing.assert_close(plan.attend(q, k, v, scale=0.125, backend=backend), dense, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plan.attend(q, k, v, scale=0.125, backend="torch"), dense, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="unknown vertical-slash attention backend 'flex'; allowed: triton, torch"):
+        plan.attend(q, k, v, scale=0.125, backend="flex")
     on_device = VerticalSlashPlan(vertical_indices=everything.to(DEVICE), slash_offsets=plan.slash_offsets.to(DEVICE))
     got = on_device.attend(q.to(DEVICE), k.to(DEVICE), v.to(DEVICE), scale=0.125, backend="triton").cpu()
     torch.testing.assert_close(got, dense, atol=1e-5, rtol=1e-5)
@@ -142,11 +143,11 @@ def test_density_counts_the_union_exactly():
 def test_kernel_rejects_bad_inputs():
     q, k, v = _qkv(1, 2, 1, 16, 64)
     vertical = torch.zeros(1, 2, 3, dtype=torch.long)
-    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+    with pytest.raises(ValueError, match="unknown vertical-slash attention backend 'cuda'; allowed: triton, torch"):
         vertical_slash_attention(q, k, v, vertical, vertical, scale=0.1, backend="cuda")
     with pytest.raises(ValueError, match=r"slash_offsets must be int \[1, 2, N\]"):
         vertical_slash_attention(q, k, v, vertical, vertical.float(), scale=0.1, backend="torch")
-    with pytest.raises(ValueError, match="head dim 32 is not supported by the triton backend"):
+    with pytest.raises(ValueError, match=r"the triton vertical-slash attention cannot run: head dim 32 \(allowed: 64, 128\)"):
         small = q[..., :32].contiguous()
         vertical_slash_attention(small, k[..., :32], v[..., :32], vertical, vertical, scale=0.1, backend="triton")
 

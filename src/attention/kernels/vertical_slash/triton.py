@@ -16,22 +16,14 @@ the online softmax once. Every table is O(L) per head; nothing L x L is built.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-# block_sparse also installs its interpreter fix (loop bounds loaded from memory under
-# NumPy >= 2.4), which this kernel's per-tile loop bounds need with TRITON_INTERPRET=1.
-from src.attention.kernels.block_sparse import LOG2E, dot_precision
-from src.attention.kernels.reference import block_sparse_attention_reference
-
-BACKENDS = ("triton", "flex", "torch")
-HEAD_DIMS = (64, 128)
-DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
+from src.attention.kernels.triton_utils import LOG2E, dot_precision
+from src.attention.kernels.vertical_slash.layout import PatternTables, pattern_tables
 
 TileShape = tuple[int, int, int, int]  # query rows, key rows per tile, warps, pipeline stages
 # (head_dim, 16-bit inputs) -> tile. Swept on an H100 for the kernel's earlier layout (a scan over
@@ -42,101 +34,6 @@ TILE_TABLE: dict[tuple[int, bool], TileShape] = {
     (64, False): (64, 32, 4, 2),
     (128, False): (64, 32, 4, 2),
 }
-
-
-@dataclass(frozen=True)
-class PatternTables:
-    """Per-head lookup tables of a vertical-slash pattern over a sequence of `length` tokens.
-
-    columns: int32 [B, H, NV] valid vertical columns ascending, duplicates and out-of-range
-        entries replaced by `length` (so they sort last and are masked).
-    column_bits: int8 [B, H, L], 1 where a column is vertical.
-    slash_bits: int8 [B, H, L], 1 where an offset is a slash.
-    slash_prefix: int32 [B, H, L + 1], number of slash offsets below each offset.
-    """
-
-    columns: torch.Tensor
-    column_bits: torch.Tensor
-    slash_bits: torch.Tensor
-    slash_prefix: torch.Tensor
-
-
-def _bitmap(indices: torch.Tensor, length: int) -> torch.Tensor:
-    """int8 [B, H, L] with 1 at every index in [0, L) of indices [B, H, N]; others ignored."""
-    valid = (indices >= 0) & (indices < length)
-    slots = torch.where(valid, indices.long(), length)
-    bits = torch.zeros(*indices.shape[:-1], length + 1, dtype=torch.int8, device=indices.device)
-    return bits.scatter_(-1, slots, 1)[..., :length]
-
-
-def pattern_tables(vertical_indices: torch.Tensor, slash_offsets: torch.Tensor, length: int) -> PatternTables:
-    """The lookup tables of one plan; entries outside [0, L) are padding and ignored."""
-    column_bits = _bitmap(vertical_indices, length)
-    slash_bits = _bitmap(slash_offsets, length)
-    zero = torch.zeros(*slash_bits.shape[:-1], 1, dtype=torch.int32, device=slash_bits.device)
-    slash_prefix = torch.cat([zero, slash_bits.cumsum(-1, dtype=torch.int32)], dim=-1)
-    columns = vertical_indices.long()
-    columns = torch.where((columns >= 0) & (columns < length), columns, length).sort(dim=-1).values
-    if columns.shape[-1] > 1:
-        repeated = columns[..., 1:] == columns[..., :-1]
-        columns[..., 1:] = torch.where(repeated, length, columns[..., 1:])
-        columns = columns.sort(dim=-1).values
-    if columns.shape[-1] == 0:
-        columns = torch.full((*columns.shape[:-1], 1), length, device=columns.device)
-    return PatternTables(columns.to(torch.int32).contiguous(), column_bits, slash_bits, slash_prefix)
-
-
-def vertical_slash_density(vertical_indices: torch.Tensor, slash_offsets: torch.Tensor, length: int) -> torch.Tensor:
-    """Computed (query, key) pairs / causal pairs, float [B, H], counted exactly in O(L).
-
-    Column j covers L - j pairs, offset s covers L - s, and column j meets the slashes s <= L-1-j
-    once each, so the union is the two sums minus those crossings.
-    """
-    column_bits = _bitmap(vertical_indices, length).float()
-    slash_bits = _bitmap(slash_offsets, length).float()
-    remaining = torch.arange(length, 0, -1, device=column_bits.device, dtype=torch.float32)
-    crossings = slash_bits.cumsum(-1).flip(-1)
-    union = (column_bits * remaining).sum(-1) + (slash_bits * remaining).sum(-1) - (column_bits * crossings).sum(-1)
-    return union / (length * (length + 1) / 2)
-
-
-def vertical_slash_token_mask(
-    vertical_indices: torch.Tensor, slash_offsets: torch.Tensor, length: int
-) -> torch.Tensor:
-    """Bool [L, L] for one (batch, head): query i may attend key j (j <= i, column or slash)."""
-    positions = torch.arange(length, device=vertical_indices.device)
-    offsets = positions[:, None] - positions[None, :]
-    column = _bitmap(vertical_indices[None, None], length)[0, 0].bool()
-    slash = _bitmap(slash_offsets[None, None], length)[0, 0].bool()
-    causal = offsets >= 0
-    return causal & (column[None, :] | slash[offsets.clamp(min=0)])
-
-
-def vertical_slash_attention_reference(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    vertical_indices: torch.Tensor,
-    slash_offsets: torch.Tensor,
-    *,
-    scale: float | None = None,
-) -> torch.Tensor:
-    """Dense masked softmax in fp32 per (batch, head): the ground truth; O(L^2) memory per head.
-
-    Rows with no visible key are zeros. Returns [B, Hq, L, D] in q's dtype.
-    """
-    batch, q_heads, length, _ = q.shape
-    group = q_heads // k.shape[1]
-    out = torch.empty_like(q)
-    for b in range(batch):
-        for h in range(q_heads):
-            # A vertical-slash mask is a block-sparse mask of one-token blocks.
-            allowed = vertical_slash_token_mask(vertical_indices[b, h], slash_offsets[b, h], length)
-            kv = slice(b, b + 1), slice(h // group, h // group + 1)
-            out[b, h] = block_sparse_attention_reference(
-                q[b : b + 1, h : h + 1], k[kv], v[kv], allowed[None, None], block_size=1, scale=scale
-            )[0, 0]
-    return out
 
 
 @dataclass(frozen=True)
@@ -415,59 +312,3 @@ def vertical_slash_attention_triton(
         num_stages=num_stages,
     )
     return out
-
-
-def _check_inputs(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    vertical_indices: torch.Tensor,
-    slash_offsets: torch.Tensor,
-    backend: str,
-) -> None:
-    """Raise a one-line ValueError for the first input that breaks the contract."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
-    if q.dim() != 4 or k.dim() != 4 or v.shape != k.shape:
-        raise ValueError(f"q must be [B, Hq, L, D] and k, v [B, Hkv, L, D]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    batch, q_heads, length, head_dim = q.shape
-    if k.shape[0] != batch or k.shape[2:] != (length, head_dim) or q_heads % k.shape[1]:
-        raise ValueError(f"k/v shape {tuple(k.shape)} does not fit q {tuple(q.shape)}: need same B, L, D and Hq a multiple of Hkv")
-    if length < 1:
-        raise ValueError(f"sequence length must be >= 1, got {length}")
-    if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"q, k, v must share one dtype in {DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
-    for name, index in (("vertical_indices", vertical_indices), ("slash_offsets", slash_offsets)):
-        if index.dim() != 3 or index.shape[:2] != (batch, q_heads) or index.is_floating_point() or index.dtype == torch.bool:
-            raise ValueError(f"{name} must be int [{batch}, {q_heads}, N]; got {index.dtype} {tuple(index.shape)}")
-        if index.device != q.device:
-            raise ValueError(f"{name} is on {index.device} but q is on {q.device}")
-    if backend == "triton" and head_dim not in HEAD_DIMS:
-        raise ValueError(f"head dim {head_dim} is not supported by the triton backend; allowed: {HEAD_DIMS}")
-    if backend == "triton" and not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-        raise ValueError(f"the triton backend needs CUDA tensors (got {q.device}) or TRITON_INTERPRET=1 set before import; use backend 'torch' on CPU")
-
-
-def vertical_slash_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    vertical_indices: torch.Tensor,
-    slash_offsets: torch.Tensor,
-    *,
-    scale: float | None = None,
-    backend: str = "triton",
-) -> torch.Tensor:
-    """Causal attention restricted to vertical columns and slash bands, [B, Hq, L, D].
-
-    q: [B, Hq, L, D]; k, v: [B, Hkv, L, D] (Hq a multiple of Hkv). vertical_indices int
-    [B, Hq, NV]: key positions every later query attends; slash_offsets int [B, Hq, NS]: offsets
-    d such that query i attends key i - d. Entries outside [0, L) are padding; duplicates are
-    harmless. backend "triton" runs the kernel; "torch" the dense reference; "flex" has no
-    FlexAttention path of its own (a vertical-slash mask is not block-aligned) and runs the torch
-    reference too. scale defaults to 1/sqrt(D).
-    """
-    _check_inputs(q, k, v, vertical_indices, slash_offsets, backend)
-    if backend == "triton":
-        return vertical_slash_attention_triton(q, k, v, vertical_indices, slash_offsets, scale=scale)
-    return vertical_slash_attention_reference(q, k, v, vertical_indices, slash_offsets, scale=scale)

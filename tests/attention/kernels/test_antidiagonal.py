@@ -10,16 +10,17 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from src.attention.kernels.antidiagonal_scores import (
-    TileConfig,
-    antidiagonal_block_mass,
+from src.attention.kernels import TileConfig
+from src.attention.kernels.antidiagonal import (
     antidiagonal_block_mass_reference,
     antidiagonal_block_mass_triton,
-    resolve_backend,
+    antidiagonal_block_masses,
+    triton_unsupported,
 )
+from src.attention.kernels.backends import resolve_backend
 from src.attention.select.antidiagonal import AntidiagonalSelector
 from src.registry import ConfigError
-from tests.test_block_sparse_kernel import segment_permutation
+from tests.attention.kernels.test_block_sparse import segment_permutation
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SMALL_TILE = TileConfig(block_m=16, block_n=16, num_warps=4, num_stages=1)
@@ -141,21 +142,23 @@ def test_overridden_tile_gives_the_default_block_mass() -> None:
 def test_bad_tile_is_refused(config: TileConfig, backend: str, message: str) -> None:
     q = torch.zeros(1, 2, 256, 16, device=DEVICE)
     with pytest.raises(ValueError, match=message):
-        antidiagonal_block_mass(
-            q, q, None, block_size=128, stride=4, scale=0.25, row_blocks=slice(0, 2), backend=backend, config=config
-        )
+        antidiagonal_block_masses(q, q, None, block_size=128, stride=4, scale=0.25, backend=backend, config=config)
 
 
 def test_backend_choice_and_errors() -> None:
     q = torch.zeros(1, 2, 64, 16)
-    assert resolve_backend("auto", q, q, block_size=32, stride=4) == ("triton" if q.is_cuda else "torch")
-    assert resolve_backend("torch", q, q, block_size=32, stride=4) == "torch"
+
+    def resolve(backend: str, k: torch.Tensor, block_size: int, stride: int) -> str:
+        return resolve_backend("antidiagonal estimate", backend, q, triton_unsupported(q, k, block_size, stride))
+
+    assert resolve("auto", q, 32, 4) == ("triton" if q.is_cuda else "torch")
+    assert resolve("torch", q, 32, 4) == "torch"
     with pytest.raises(ValueError, match="power of two"):
-        resolve_backend("triton", q, q, block_size=96, stride=8)
+        resolve("triton", q, 96, 8)
     with pytest.raises(ValueError, match="share one dtype"):
-        resolve_backend("triton", q, q.half(), block_size=32, stride=4)
-    with pytest.raises(ValueError, match="unknown backend"):
-        resolve_backend("cuda", q, q, block_size=32, stride=4)
+        resolve("triton", q.half(), 32, 4)
+    with pytest.raises(ConfigError, match="unknown antidiagonal estimate backend 'cuda'"):
+        resolve("cuda", q, 32, 4)
     with pytest.raises(ConfigError, match="unknown backend"):
         AntidiagonalSelector(backend="cuda")
 

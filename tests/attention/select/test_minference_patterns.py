@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from src.attention.kernels.vertical_slash import vertical_slash_token_mask
-from src.attention.minference_patterns import (
+from src.attention.select.minference_patterns import (
     HeadPattern,
     candidate_selection,
     attention_recall,

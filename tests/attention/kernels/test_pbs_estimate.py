@@ -7,10 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.attention.kernels.pbs_estimate import pool_blocks_triton, segment_permutation_triton, threshold_select_triton
-from src.attention.permute import SegmentedKeyPermuter, last_query_attention, sort_within_segments
-from src.attention.select.common import mean_pool_blocks
-from src.attention.select.meanpool import MeanPoolSelector, pooled_permuted_keys
+from src.attention.kernels.pbs_estimate import (
+    last_query_attention,
+    pool_blocks_triton,
+    segment_permutation_triton,
+    threshold_select_triton,
+)
+from src.attention.ops import mean_pool_blocks, pooled_permuted_keys, sort_within_segments
+from src.attention.permute import SegmentedKeyPermuter
+from src.attention.select import MeanPoolSelector
 from src.registry import ConfigError
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

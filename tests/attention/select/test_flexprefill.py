@@ -9,8 +9,9 @@ import torch
 from src.attention.components import SELECTORS
 from src.attention.permute import SegmentedKeyPermuter
 from src.attention.plan import BlockSparsePlan, DensePlan
-from src.attention.select.common import causal_block_layout
-from src.attention.select.flexprefill import FlexPrefillSelector, diagonal_sums
+from src.attention.ops import causal_block_layout
+from src.attention.select.common import diagonal_sums
+from src.attention.select.flexprefill import FlexPrefillSelector
 from src.registry import ConfigError
 from tests.helpers import assert_cuda_selection_agrees_with_cpu
 

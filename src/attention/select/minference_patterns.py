@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from src.attention.kernels.vertical_slash import pattern_tables
-from src.attention.plan import num_blocks
-from src.attention.kernels.antidiagonal_scores import grouped_logits, pad_tokens
-from src.attention.select.flexprefill import diagonal_sums, top_ranked
+from src.attention.kernels import pattern_tables
+from src.attention.ops import causal_softmax, grouped_logits, num_blocks, pad_tokens
+from src.attention.select.common import diagonal_sums, top_ranked
+from src.checks import check_choice, check_int
 from src.registry import ConfigError
 
 PATTERNS = ("vertical_and_slash", "stream_llm", "block_sparse")
@@ -47,11 +47,9 @@ class HeadPattern:
     score: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.name not in PATTERNS:
-            raise ConfigError(f"unknown MInference pattern {self.name!r}; allowed: {', '.join(PATTERNS)}")
-        for field, value in (("vertical_size", self.vertical_size), ("slash_size", self.slash_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{self.name} {field} must be an int >= 0, got {value!r}")
+        check_choice("MInference pattern", self.name, PATTERNS)
+        check_int(f"{self.name} vertical_size", self.vertical_size, minimum=0)
+        check_int(f"{self.name} slash_size", self.slash_size, minimum=0)
 
 
 LayerPatterns = dict[int, HeadPattern]
@@ -67,10 +65,7 @@ def last_query_scores(
     """
     length = q.shape[2]
     n = min(last_q, length)
-    logits = grouped_logits(q[:, :, length - n :] * scale, k)
-    query_pos = torch.arange(length - n, length, device=q.device)[:, None]
-    logits = logits.masked_fill(torch.arange(length, device=q.device) > query_pos, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    probs = causal_softmax(q, k, torch.arange(length - n, length, device=q.device), scale=scale)
     return probs.sum(-2), diagonal_sums(probs).flip(-1)
 
 
@@ -223,8 +218,7 @@ def attention_recall(
     kept = torch.zeros(len(candidates), q.shape[0], q.shape[1], device=q.device)
     for start in range(first_query, length, chunk_size):
         rows = torch.arange(start, min(start + chunk_size, length), device=q.device)
-        logits = grouped_logits(q[:, :, start : start + len(rows)] * scale, k)
-        probs = torch.softmax(logits.masked_fill(torch.arange(length, device=q.device) > rows[:, None], float("-inf")), -1)
+        probs = causal_softmax(q, k, rows, scale=scale)
         for index, candidate in enumerate(candidates):
             kept[index] += _kept_in_rows(probs, candidate, rows)
     return kept / (length - first_query)
@@ -249,8 +243,7 @@ def search_patterns(
     averaged over queries from first_query on (MInference's 2500, or L // 2 for shorter inputs)
     and over the batch. Returns {layer: {query head: HeadPattern with score = recall}}.
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(f"budget must be a positive int (keys per query), got {budget!r}")
+    check_int("budget", budget, unit="keys per query")
     patterns = [HeadPattern(*triple) for triple in (default_candidates(budget) if candidates is None else candidates)]
     if not patterns:
         raise ConfigError("candidates is empty; give at least one (pattern, vertical_size, slash_size)")

@@ -1,9 +1,8 @@
 """PBS-Attn's estimation (key permutation and mean-pooling block selection) as four Triton launches.
 
-The torch versions (src/attention/permute.py, src/attention/select/meanpool.py) are the
-references; they take some sixty small kernels per layer, so below ~32K tokens their launch
-overhead, not their arithmetic, cost more than the dense attention they were meant to save.
-Here:
+The torch versions (naive.py) are the references; they take some sixty small kernels per layer,
+so below ~32K tokens their launch overhead, not their arithmetic, cost more than the dense
+attention they were meant to save. Here:
 
 1. `_last_query_lse_kernel`: log-sum-exp (base 2) of every last query's causal logits, split over
    key ranges so a few heads still fill the GPU; the splits are merged by the next kernel.
@@ -25,18 +24,15 @@ graph; nothing L x L is built (the pooled block logits are (L/B)^2 per head).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-# block_sparse also installs the interpreter fix for loop bounds loaded from memory.
-from src.attention.kernels.block_sparse import LOG2E, dot_precision
-from src.attention.plan import num_blocks
+from src.attention.kernels.triton_utils import LOG2E, dot_precision
+from src.attention.ops import num_blocks
 
-DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_LAST_QUERIES = 128
 MAX_SEGMENT = 4096
 MAX_SPLITS = 64
@@ -59,22 +55,6 @@ class PermutationLaunch:
     order_keys: int = 64
     order_warps: int = 4
     num_stages: int = 3
-
-
-def triton_unsupported(q: torch.Tensor, *, num_last_queries: int = 1, segment_size: int | None = None) -> str | None:
-    """Why the Triton estimation cannot run on these inputs, or None when it can."""
-    head_dim = q.shape[-1]
-    if q.dtype not in DTYPES:
-        return f"dtype {q.dtype} (allowed: {', '.join(map(str, DTYPES))})"
-    if head_dim < 16 or head_dim > 256 or head_dim & (head_dim - 1):
-        return f"head dim {head_dim} (allowed: powers of two from 16 to 256)"
-    if num_last_queries > MAX_LAST_QUERIES:
-        return f"num_last_queries {num_last_queries} (at most {MAX_LAST_QUERIES})"
-    if segment_size is not None and segment_size > MAX_SEGMENT:
-        return f"segment_size {segment_size} (at most {MAX_SEGMENT})"
-    if not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-        return f"inputs on {q.device} (needs CUDA, or TRITON_INTERPRET=1 set before import)"
-    return None
 
 
 @triton.jit

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from src.attention.kernels import block_sparse_attention, block_sparse_attention_reference
-from src.attention.kernels.block_sparse import (
-    TileConfig,
+from src.attention.kernels import TileConfig, block_sparse_attention, block_sparse_attention_reference
+from src.attention.kernels.block_sparse.layout import causal_kv_lists, compact_kv_blocks
+from src.attention.kernels.block_sparse.naive import token_mask
+from src.attention.kernels.block_sparse.triton import (
+    KernelOptions,
     block_sparse_attention_triton,
     causal_kv_lists_triton,
+    permute_kv,
+    run_block_sparse_kernel,
 )
-from src.attention.kernels.layout import causal_kv_lists, compact_kv_blocks
-from src.attention.kernels.reference import token_mask
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -135,6 +137,50 @@ def test_triton_reads_strided_inputs() -> None:
     gen = torch.Generator().manual_seed(3)
     q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in qkv(case, gen))
     assert not q.is_contiguous()
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=16, key_perm=perm)
+    assert rel_err(run(case, q, k, v, mask, perm, "triton"), ref) < 1e-4
+
+
+KERNEL_OPTIONS = [KernelOptions(kv_loads="tma"), KernelOptions(kv_loads="gather")]
+
+
+@pytest.mark.parametrize("options", KERNEL_OPTIONS, ids=lambda o: o.kv_loads)
+@pytest.mark.parametrize(
+    "case", [CPU_CASES[0], CPU_CASES[2], Case(1, 7, 1, 83, 64, 16, 32, "q"), Case(2, 7, 1, 50, 64, 16, None, None)], ids=str
+)
+def test_kernel_options_match_reference(case: Case, options: KernelOptions) -> None:
+    """Both ways of reading K/V, on sub-block tiles; GQA groups of 2 and 7 (not a power of two)."""
+    gen = torch.Generator().manual_seed(case.length + 3)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q, k, v, mask, block_size=case.block_size, key_perm=perm)
+    out = run_block_sparse_kernel(
+        q, k, v, mask, block_size=case.block_size, key_perm=perm, segment_size=case.segment_size, scale=None,
+        config=TileConfig(block_m=16, block_n=16, num_warps=4, num_stages=2), options=options,
+    )
+    assert rel_err(out, ref) < 1e-4
+
+
+@pytest.mark.parametrize(("kv_heads", "perm_heads"), [(2, 4), (2, 2), (1, 3)])
+def test_permute_kv_copies_rows_in_permuted_order(kv_heads: int, perm_heads: int) -> None:
+    """out[b, p, slot] = in[b, p // (P / Hkv), key_perm[b, p, slot]], from strided inputs too."""
+    gen = torch.Generator().manual_seed(perm_heads)
+    k, v = (torch.randn(2, 70, kv_heads, 64, generator=gen).to(DEVICE).transpose(1, 2) for _ in range(2))
+    perm = segment_permutation(2, perm_heads, 70, 32, gen)
+    k_out, v_out = permute_kv(k, v, perm)
+    assert k_out.is_contiguous() and k_out.shape == (2, perm_heads, 70, 64)
+    head = torch.arange(perm_heads, device=DEVICE) * kv_heads // perm_heads
+    for got, source in ((k_out, k), (v_out, v)):
+        expected = source[:, head].gather(2, perm[..., None].expand(-1, -1, -1, 64))
+        assert torch.equal(got, expected)
+
+
+def test_triton_copies_rows_no_descriptor_can_address() -> None:
+    """Rows 65 fp32 apart (260 bytes, not a multiple of 16) are copied before the descriptors."""
+    case = Case(1, 2, 1, 40, 64, 16, 32, "q")
+    gen = torch.Generator().manual_seed(41)
+    q, k, v = (torch.randn(1, h, 40, 65, generator=gen).to(DEVICE)[..., :64] for h in (2, 1, 1))
     mask, perm = random_mask(case, gen), case_perm(case, gen)
     ref = block_sparse_attention_reference(q, k, v, mask, block_size=16, key_perm=perm)
     assert rel_err(run(case, q, k, v, mask, perm, "triton"), ref) < 1e-4
@@ -267,15 +313,15 @@ def test_triton_layout_kernel_matches_torch_layout(length: int, block_size: int,
 
 
 BAD_INPUTS = [
-    ({"backend": "cuda"}, "unknown backend 'cuda'; allowed: triton, flex, torch"),
+    ({"backend": "cuda"}, "unknown block-sparse attention backend 'cuda'; allowed: triton, flex, torch"),
     ({"block_mask": torch.ones(1, 2, 3, 4, dtype=torch.bool)}, "block_mask must be bool"),
     ({"block_mask": torch.ones(1, 2, 4, 4)}, "block_mask must be bool"),
     ({"key_perm": torch.zeros(1, 3, 64, dtype=torch.long)}, "key_perm must be int"),
     ({"key_perm": torch.zeros(1, 2, 64)}, "key_perm must be int"),
-    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 is not supported"),
-    ({"block_size": 8, "block_mask": torch.ones(1, 2, 8, 8, dtype=torch.bool)}, "block_size 8 is not supported"),
+    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 (allowed: powers of two >= 16); use backend 'flex' or 'torch'"),
+    ({"block_size": 8, "block_mask": torch.ones(1, 2, 8, 8, dtype=torch.bool)}, "the triton block-sparse attention cannot run: block_size 8"),
     ({"segment_size": 40}, "segment_size 40 must be a positive multiple"),
-    ({"q": torch.randn(1, 2, 64, 32), "k": torch.randn(1, 1, 64, 32), "v": torch.randn(1, 1, 64, 32)}, "head dim 32"),
+    ({"q": torch.randn(1, 2, 64, 32), "k": torch.randn(1, 1, 64, 32), "v": torch.randn(1, 1, 64, 32)}, "head dim 32 (allowed: 64, 128)"),
     ({"k": torch.randn(1, 3, 64, 64), "v": torch.randn(1, 3, 64, 64)}, "Hq a multiple of Hkv"),
     ({"q": torch.randn(1, 2, 0, 64), "k": torch.randn(1, 1, 0, 64), "v": torch.randn(1, 1, 0, 64),
       "block_mask": torch.ones(1, 2, 0, 0, dtype=torch.bool)}, "sequence length must be >= 1"),
@@ -316,3 +362,49 @@ def test_gpu_backends_match_reference_16bit(case: Case, backend: str) -> None:
     out = run(case, q, k, v, mask, perm, backend)
     assert out.dtype == case.dtype and torch.isfinite(out).all()
     assert rel_err(out, ref) < 1e-2
+
+
+def sdpa_16bit_error(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> float:
+    """Relative error of torch SDPA in q's precision on the dense causal problem of these inputs:
+    the rounding a correct 16-bit kernel is allowed (FlashAttention's tests use the same idea)."""
+    low = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    return rel_err(low, causal_sdpa(q, k, v))
+
+
+GPU_VARIANTS = {  # the table's launch, the other K/V path, and tiles of one and two warpgroups
+    "default": (None, None),
+    "gather": (None, KernelOptions(kv_loads="gather")),
+    "tma_128x128": (TileConfig(128, 128, 8, 3), KernelOptions(kv_loads="tma")),
+    "tma_64x64": (TileConfig(64, 64, 4, 2), KernelOptions(kv_loads="tma")),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(2, 8, 2, 1500, 128, 128, 256, "q", torch.bfloat16),
+        Case(1, 14, 2, 2100, 128, 128, 256, "kv", torch.bfloat16),
+        Case(2, 7, 1, 1000, 128, 128, 256, None, torch.bfloat16),
+        Case(1, 28, 4, 1777, 128, 128, 256, "q", torch.bfloat16),
+        Case(1, 4, 4, 1000, 64, 64, 128, None, torch.float16),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("variant", GPU_VARIANTS, ids=str)
+def test_gpu_kernel_variants_within_16bit_error(case: Case, variant: str) -> None:
+    """Every K/V load path and launch shape against an fp32 reference, within twice SDPA's own
+    16-bit error on these inputs: odd lengths, batch 2, GQA groups of 4 and 7, permuted and not."""
+    tile, options = GPU_VARIANTS[variant]
+    gen = torch.Generator().manual_seed(case.length)
+    q, k, v = qkv(case, gen)
+    mask, perm = random_mask(case, gen, density=0.4), case_perm(case, gen)
+    ref = block_sparse_attention_reference(q.float(), k.float(), v.float(), mask, block_size=case.block_size, key_perm=perm)
+    poison = torch.full_like(q, float("nan"))  # the allocator hands this block to the output next
+    del poison
+    out = run_block_sparse_kernel(
+        q, k, v, mask, block_size=case.block_size, key_perm=perm, segment_size=case.segment_size, scale=None,
+        config=tile if tile is not None and case.block_size % tile.block_m == 0 else None, options=options,
+    )
+    assert out.dtype == case.dtype and torch.isfinite(out).all()
+    assert rel_err(out, ref) <= 2 * sdpa_16bit_error(q, k, v) + 1e-4

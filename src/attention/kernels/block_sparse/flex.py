@@ -15,8 +15,8 @@ from collections.abc import Callable
 import torch
 from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
-from src.attention.kernels.block_sparse import causal_kv_lists_triton
-from src.attention.kernels.layout import CausalKVLists, causal_kv_lists
+from src.attention.kernels.block_sparse.triton import causal_kv_lists_triton
+from src.attention.kernels.block_sparse.layout import CausalKVLists, causal_kv_lists
 
 MaskMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -12,7 +12,8 @@ from src.attention.kernels import block_sparse_attention
 from src.attention.permute import SegmentedKeyPermuter
 from src.attention.plan import BlockSparsePlan, DensePlan
 from src.attention.select.dense import DenseSelector
-from src.attention.select.meanpool import MeanPoolSelector, pooled_permuted_keys
+from src.attention.ops import pooled_permuted_keys
+from src.attention.select.meanpool import MeanPoolSelector
 from src.registry import ConfigError
 
 Q_HEADS, KV_HEADS, DIM, BLOCK = 4, 2, 16, 32

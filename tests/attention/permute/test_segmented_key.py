@@ -6,14 +6,9 @@ import torch
 
 from experiments.timing import capture_cuda_graph
 from src.attention.components import PERMUTERS
-from src.attention.permute import (
-    IdentityPermuter,
-    SegmentedKeyPermuter,
-    invert_permutation,
-    last_query_attention,
-    permute_rows,
-    sort_within_segments,
-)
+from src.attention.kernels.pbs_estimate import last_query_attention
+from src.attention.ops import invert_permutation, permute_rows, sort_within_segments
+from src.attention.permute import IdentityPermuter, SegmentedKeyPermuter
 from src.registry import ConfigError
 
 LENGTH, SEGMENT, LAST, Q_HEADS, KV_HEADS, DIM = 300, 64, 32, 4, 2, 16

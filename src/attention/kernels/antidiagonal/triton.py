@@ -1,4 +1,4 @@
-"""XAttention's antidiagonal block estimate: a torch reference and a two-kernel Triton version.
+"""XAttention's antidiagonal block estimate as two Triton kernels (the torch reference: naive.py).
 
 With stride S, keys regrouped as concat_j K[j::S] and queries as concat_j Q[S-1-j::S] turn the
 antidiagonal sums of every S x S tile of q k^T into one (L/S) x (L/S) product. Scaled by
@@ -23,109 +23,20 @@ O(L^2 D / (2 S)) per head (only causal tiles are computed), memory O(chunk * L /
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import torch
 import triton
 import triton.language as tl
 
-# block_sparse also brings its interpreter fix (loop bounds computed from scalars under NumPy >=
-# 2.4), which this module's per-tile loop bounds need too when run with TRITON_INTERPRET=1.
-from src.attention.kernels.backends import resolve_estimate_backend
-from src.attention.kernels.block_sparse import LOG2E, TileConfig, dot_precision
-from src.attention.plan import num_blocks
+from src.attention.kernels.triton_utils import LOG2E, TileConfig, dot_precision
+from src.attention.ops import num_blocks
 
-DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
 MAX_ROWS_PER_BLOCK = 128
 # Largest log-sum-exp table (fp32 elements, 1 GiB) one Triton launch may fill; longer inputs
 # are estimated in several query chunks.
 SCRATCH_ELEMENTS = 1 << 28
-
-
-def pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
-    """x [B, H, L, D] followed by zero tokens up to `length`."""
-    return torch.nn.functional.pad(x, (0, 0, 0, length - x.shape[2]))
-
-
-def strided_queries(q: torch.Tensor, stride: int) -> torch.Tensor:
-    """Row r = (q[rS+S-1], ..., q[rS]) concatenated: [B, H, L/S, S*D] (L a multiple of S)."""
-    batch, heads, length, head_dim = q.shape
-    return q.view(batch, heads, length // stride, stride, head_dim).flip(3).reshape(batch, heads, length // stride, -1)
-
-
-def strided_keys(k: torch.Tensor, stride: int) -> torch.Tensor:
-    """Row r = (k[rS], ..., k[rS+S-1]) concatenated: [B, H, L/S, S*D] (L a multiple of S)."""
-    batch, heads, length, head_dim = k.shape
-    return k.reshape(batch, heads, length // stride, stride * head_dim)
-
-
-def grouped_logits(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """queries [B, Hq, R, E] . keys [B, P, C, E] -> float32 [B, Hq, R, C]; query head h reads key head h // (Hq/P).
-
-    The product runs in the inputs' common dtype (bf16 stays bf16, as x-attention and FlexPrefill
-    compute it) and no replicated copy of the keys is made.
-    """
-    batch, q_heads, rows, width = queries.shape
-    key_heads = keys.shape[1]
-    dtype = torch.promote_types(queries.dtype, keys.dtype)
-    grouped = queries.to(dtype).reshape(batch, key_heads, (q_heads // key_heads) * rows, width)
-    logits = torch.matmul(grouped, keys.to(dtype).transpose(-1, -2))
-    return logits.float().view(batch, q_heads, rows, keys.shape[2])
-
-
-def antidiagonal_scores(q: torch.Tensor, k: torch.Tensor, *, stride: int) -> torch.Tensor:
-    """Antidiagonal sums of every stride x stride tile of q k^T, float32 [B, Hq, R, R].
-
-    Entry (r, c) = sum_j q[rS + S-1-j] . k[cS + j], R = ceil(L / S); tokens past L count as
-    zero vectors. q: [B, Hq, L, D], k: [B, Hkv, L, D] (unscaled, no mask). Small inputs only:
-    `antidiagonal_block_mass` computes the same numbers one chunk of rows at a time.
-    """
-    padded = -(-q.shape[2] // stride) * stride
-    return grouped_logits(strided_queries(pad_tokens(q, padded), stride), strided_keys(pad_tokens(k, padded), stride))
-
-
-def scoring_keys(k: torch.Tensor, key_perm: torch.Tensor | None, tokens: int) -> torch.Tensor:
-    """The first `tokens` (at most L) keys in scored order: [B, Hkv, ., D], or [B, P, ., D] permuted.
-
-    key_perm [B, P, L] (permuted -> original, P a multiple of Hkv) is gathered from k directly,
-    head p from kv head p // (P / Hkv), so K is never replicated per query head.
-    """
-    if key_perm is None:
-        return k[:, :, :tokens]
-    batch, kv_heads, _, head_dim = k.shape
-    index = key_perm[..., :tokens].reshape(batch, kv_heads, -1)
-    gathered = k.gather(2, index[..., None].expand(-1, -1, -1, head_dim))
-    return gathered.view(batch, key_perm.shape[1], -1, head_dim)
-
-
-def antidiagonal_block_mass_reference(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    key_perm: torch.Tensor | None,
-    *,
-    block_size: int,
-    stride: int,
-    scale: float,
-    row_blocks: slice,
-) -> torch.Tensor:
-    """Torch backend of `antidiagonal_block_mass`: strided logits and softmax of the chunk in fp32."""
-    length = q.shape[2]
-    rows_per_block = block_size // stride
-    real_rows = -(-length // stride)
-    first, last = row_blocks.start * rows_per_block, row_blocks.stop * rows_per_block
-    # Strided columns past the chunk's last row are all in the future: leave them out.
-    queries = strided_queries(pad_tokens(q[:, :, first * stride : last * stride], (last - first) * stride), stride)
-    keys = strided_keys(pad_tokens(scoring_keys(k, key_perm, last * stride), last * stride), stride)
-    logits = grouped_logits(queries, keys) * (scale / stride)
-    row = torch.arange(first, last, device=q.device)[:, None]
-    column = torch.arange(last, device=q.device)[None, :]
-    logits = logits.masked_fill_((column > row) | (column >= real_rows), float("-inf"))
-    probs = torch.softmax(logits, dim=-1).masked_fill_(row >= real_rows, 0.0)
-    batch, q_heads = probs.shape[:2]
-    blocks = probs.view(batch, q_heads, row_blocks.stop - row_blocks.start, rows_per_block, -1, rows_per_block)
-    return torch.nn.functional.pad(blocks.sum(dim=(3, 5)), (0, num_blocks(length, block_size) - row_blocks.stop))
 
 
 # Not swept on hardware yet: a plain GEMM's 128 x 128 tile for 16-bit inputs up to head dim 128
@@ -267,7 +178,8 @@ def antidiagonal_block_mass_triton(
     row_blocks: slice,
     config: TileConfig | None = None,
 ) -> torch.Tensor:
-    """Triton backend of `antidiagonal_block_mass` (inputs checked by `resolve_backend`).
+    """Estimated block masses of the query blocks `row_blocks`, float32 [B, Hq, rows, nb] (see the
+    package entry `antidiagonal_block_masses`; inputs checked there).
 
     config overrides the default tile of the strided GEMM (checked by `check_tile_config`), so
     tests can cover many tiles on small inputs and a benchmark can sweep shapes.
@@ -313,59 +225,7 @@ def antidiagonal_block_mass_triton(
     return mass
 
 
-def triton_unsupported(q: torch.Tensor, k: torch.Tensor, block_size: int, stride: int) -> str | None:
-    """Why the Triton backend cannot estimate these inputs, or None when it can."""
-    rows_per_block = block_size // stride
-    if rows_per_block & (rows_per_block - 1) or rows_per_block > MAX_ROWS_PER_BLOCK:
-        return f"block_size / stride = {rows_per_block} must be a power of two <= {MAX_ROWS_PER_BLOCK}"
-    if q.shape[-1] > MAX_HEAD_DIM:
-        return f"head dim {q.shape[-1]} is above {MAX_HEAD_DIM}"
-    if q.dtype not in DTYPES or k.dtype != q.dtype:
-        return f"q and k must share one dtype in {DTYPES}; got {q.dtype}, {k.dtype}"
-    if not q.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-        return f"it needs CUDA tensors (got {q.device}) or TRITON_INTERPRET=1 set before import"
-    return None
-
-
-def resolve_backend(backend: str, q: torch.Tensor, k: torch.Tensor, *, block_size: int, stride: int) -> str:
-    """"triton" or "torch": "auto" takes Triton for supported CUDA inputs, torch otherwise."""
-    return resolve_estimate_backend(backend, q, triton_unsupported(q, k, block_size, stride), "antidiagonal estimate")
-
-
 def triton_chunk_blocks(batch: int, q_heads: int, length: int, block_size: int, stride: int) -> int:
     """Query blocks per Triton launch keeping its log-sum-exp table within SCRATCH_ELEMENTS."""
     per_query_block = batch * q_heads * (block_size // stride) * num_blocks(length, block_size)
     return max(1, SCRATCH_ELEMENTS // per_query_block)
-
-
-def antidiagonal_block_mass(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    key_perm: torch.Tensor | None,
-    *,
-    block_size: int,
-    stride: int,
-    scale: float,
-    row_blocks: slice,
-    backend: str,
-    config: TileConfig | None = None,
-) -> torch.Tensor:
-    """Estimated attention mass of (query block, key block) pairs, float32 [B, Hq, rows, nb].
-
-    q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order; key_perm: None or int [B, P, L]
-    (permuted -> original, P = Hq or Hkv): keys are scored in that order. row_blocks: the query
-    blocks to estimate (a chunk). block_size must be a multiple of stride. Strided row r holds
-    queries rS..rS+S-1 and column c keys cS..cS+S-1 (permuted); column c is masked when c > r or
-    all its tokens are padding, a row that is all padding gets zero mass, and the partly padded
-    last row and column keep their zero tokens, as x-attention does. Each real strided row's
-    softmax sums to 1, so a query block's masses sum to its number of real strided rows.
-    backend: "triton" or "torch" (already resolved by `resolve_backend`). config: the Triton
-    estimate's tile (None: `default_tile_config`), for benchmarks sweeping launch shapes; the
-    torch backend has no tile and refuses one.
-    """
-    kwargs = dict(block_size=block_size, stride=stride, scale=scale, row_blocks=row_blocks)
-    if backend == "triton":
-        return antidiagonal_block_mass_triton(q, k, key_perm, config=config, **kwargs)
-    if config is not None:
-        raise ValueError(f"a tile config applies to the triton backend only, not {backend!r}")
-    return antidiagonal_block_mass_reference(q, k, key_perm, **kwargs)
