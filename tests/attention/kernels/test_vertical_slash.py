@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.kernels.block_column import block_column_attention, block_column_index
 from src.attention.kernels.vertical_slash import (
     pattern_tables,
     tile_index,
@@ -14,7 +15,7 @@ from src.attention.kernels.vertical_slash import (
     vertical_slash_density,
     vertical_slash_token_mask,
 )
-from src.attention.plan import DensePlan, VerticalSlashPlan
+from src.attention.plan import KERNEL_SEMANTICS, DensePlan, VerticalSlashPlan, vertical_slash_plan
 from src.attention.select.vertical_slash import VerticalSlashSelector
 from src.registry import ConfigError
 
@@ -116,15 +117,18 @@ def test_tile_index_visits_only_the_crossed_blocks(batch, heads, length, num_ver
     assert full_blocks > 0 or block_m + block_n > num_slash
 
 
-def test_every_column_is_dense_attention_on_both_backends_and_flex_is_refused():
+@pytest.mark.parametrize("semantics", KERNEL_SEMANTICS)
+def test_every_column_is_dense_attention_on_both_backends_and_flex_is_refused(semantics):
     q, k, v = _qkv(2, 2, 1, 77, 64)
     everything = torch.arange(77).expand(2, 2, -1)
-    plan = VerticalSlashPlan(vertical_indices=everything, slash_offsets=torch.zeros(2, 2, 0, dtype=torch.long))
+    no_slash = torch.zeros(2, 2, 0, dtype=torch.long)
+    plan = vertical_slash_plan(everything, no_slash, 77, semantics)
     dense = DensePlan().attend(q, k, v, scale=0.125, backend="torch")
     torch.testing.assert_close(plan.attend(q, k, v, scale=0.125, backend="torch"), dense, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ConfigError, match="unknown vertical-slash attention backend 'flex'; allowed: triton, torch"):
+    op = "vertical-slash" if semantics == "token_union" else "block-column"
+    with pytest.raises(ConfigError, match=f"unknown {op} attention backend 'flex'; allowed: triton, torch"):
         plan.attend(q, k, v, scale=0.125, backend="flex")
-    on_device = VerticalSlashPlan(vertical_indices=everything.to(DEVICE), slash_offsets=plan.slash_offsets.to(DEVICE))
+    on_device = vertical_slash_plan(everything.to(DEVICE), no_slash.to(DEVICE), 77, semantics)
     got = on_device.attend(q.to(DEVICE), k.to(DEVICE), v.to(DEVICE), scale=0.125, backend="triton").cpu()
     torch.testing.assert_close(got, dense, atol=1e-5, rtol=1e-5)
     assert torch.equal(plan.density(77), torch.ones(2, 2))
@@ -209,11 +213,31 @@ def test_selector_config_errors_are_clear(tmp_path):
         VerticalSlashSelector()(q, k, key_perm=torch.arange(40).expand(1, 2, -1), segment_size=32, scale=0.25)
 
 
+def test_selector_computes_the_official_ranges_by_default_and_the_union_on_request():
+    q, k, v = _qkv(1, 2, 1, 300, 64, seed=12)
+    official = VerticalSlashSelector(vertical_size=30, slash_size=60)(q, k, key_perm=None, segment_size=None, scale=0.125)
+    union = VerticalSlashSelector(vertical_size=30, slash_size=60, kernel_semantics="token_union")(
+        q, k, key_perm=None, segment_size=None, scale=0.125
+    )
+    assert official.kernel_semantics == "official" and union.kernel_semantics == "token_union" and union.index is None
+    assert torch.equal(official.vertical_indices, union.vertical_indices) and torch.equal(official.slash_offsets, union.slash_offsets)
+    expected = block_column_index(official.vertical_indices, official.slash_offsets, 300, backend="torch")
+    assert torch.equal(official.index.coverage, expected.coverage) and torch.equal(official.density(300), expected.density())
+    assert bool((official.density(300) > union.density(300)).all())  # whole 64-key ranges, not single diagonals
+    got = official.attend(q, k, v, scale=0.125, backend="torch")
+    torch.testing.assert_close(got, block_column_attention(q, k, v, expected, scale=0.125, backend="torch"))
+    with pytest.raises(ConfigError, match="unknown kernel_semantics 'exact'; allowed: official, token_union"):
+        VerticalSlashSelector(kernel_semantics="exact")
+    with pytest.raises(ValueError, match="kernel_semantics 'official' needs the index built by block_column_index"):
+        VerticalSlashPlan(official.vertical_indices, official.slash_offsets)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_compiled_kernel_matches_reference_on_cuda(dtype):
     q, k, v = (t.cuda() for t in _qkv(1, 8, 2, 2047, 128, dtype, seed=11))
-    plan = VerticalSlashSelector(vertical_size=100, slash_size=300)(q, k, key_perm=None, segment_size=None, scale=128**-0.5)
+    selector = VerticalSlashSelector(vertical_size=100, slash_size=300, kernel_semantics="token_union")
+    plan = selector(q, k, key_perm=None, segment_size=None, scale=128**-0.5)
     got = plan.attend(q, k, v, scale=128**-0.5, backend="triton")
     expected = plan.attend(q, k, v, scale=128**-0.5, backend="torch")
     torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)

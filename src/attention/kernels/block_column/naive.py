@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from src.attention.kernels.block_column import BLOCK, BlockColumnIndex, num_query_blocks
+from src.attention.kernels.block_column.layout import BLOCK, BlockColumnIndex, num_query_blocks
 
 
 def range_block_pairs(block_start: torch.Tensor, q_start: torch.Tensor, q_end: torch.Tensor) -> torch.Tensor:

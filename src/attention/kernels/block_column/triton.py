@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
-# block_sparse also installs the interpreter fix for loop bounds loaded from memory (CPU tests).
-from src.attention.kernels.block_sparse import LOG2E, dot_precision
-from src.attention.kernels.block_column import BLOCK, BlockColumnIndex, num_query_blocks
+from src.attention.kernels.block_column.layout import BLOCK, BlockColumnIndex, num_query_blocks
+from src.attention.kernels.triton_utils import LOG2E, dot_precision, fold_tile, tma_ready
 
 MERGE_LANES = 32  # query blocks per program of the conversion (one warp, one block per thread)
 
@@ -31,14 +31,16 @@ MERGE_LANES = 32  # query blocks per program of the conversion (one warp, one bl
 @dataclass(frozen=True)
 class BlockColumnTile:
     """Launch shape of the attention: query blocks per tile (G), 64-key windows per unmasked key
-    tile (P), warps, pipeline stages, and whether contiguous K/V tiles load through TMA
-    descriptors (Hopper's tensor memory accelerator) instead of pointer loads."""
+    tile (P), warps, pipeline stages, whether contiguous K/V tiles load through tensor descriptors
+    (Hopper's copy engine) instead of pointer loads, and a register cap per thread (None: the
+    compiler's choice; 128 fits two programs per SM, see the block-sparse kernel)."""
 
     blocks: int
     windows: int
     num_warps: int
     num_stages: int
     tma: bool = False
+    maxnreg: int | None = None
 
     def __post_init__(self) -> None:
         if self.blocks not in (1, 2) or self.windows not in (1, 2):
@@ -250,27 +252,14 @@ def tile_lists(index: BlockColumnIndex, blocks: int, windows: int) -> TileLists:
 
 
 @triton.jit
-def _masked_step(acc, l_i, m_i, q, k, v, visible, qk_scale, DOT_PRECISION: tl.constexpr):
-    """Fold one key tile into the running max, sum and output (base-2 logits); only `visible` pairs."""
-    qk = tl.where(visible, tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(qk, 1))
-    # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
-    m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-    p = tl.math.exp2(qk - m_shift[:, None])
-    alpha = tl.math.exp2(m_i - m_shift)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=DOT_PRECISION)
-    return acc, l_i, m_new
-
-
-@triton.jit
 def _load_rows(
-    base, desc, start, stride, seq_len,
+    base, desc, b, kv_head, start, stride, seq_len,
     ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, TMA: tl.constexpr, MASKED: tl.constexpr,
 ):
-    """K or V rows [start, start + ROWS); with MASKED, rows past seq_len read as zeros."""
+    """K or V rows [start, start + ROWS) of one (batch, KV head): through the tensor descriptor
+    (rows past the end read as zeros), or as pointer loads, masked at seq_len when MASKED."""
     if TMA:
-        tile = desc.load([start, 0])
+        tile = desc.load([b, kv_head, start, 0]).reshape(ROWS, HEAD_DIM)
     else:
         rows = (start + tl.arange(0, ROWS)).to(tl.int64)[:, None]
         ptrs = base + rows * stride + tl.arange(0, HEAD_DIM)[None, :]
@@ -283,7 +272,7 @@ def _load_rows(
 
 @triton.jit
 def _block_column_fwd_kernel(
-    Q, K, V, Out, Coverage, Units, Counts, TileColumns,
+    Q, K, V, Out, QTiles, OutTiles, KUnits, VUnits, KWindows, VWindows, Coverage, Units, Counts, TileColumns,
     stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
     stride_vb, stride_vh, stride_vl, stride_ob, stride_oh, stride_ol,
     num_q_heads, group_size, seq_len, num_blocks, num_tiles, num_columns, qk_scale,
@@ -291,21 +280,28 @@ def _block_column_fwd_kernel(
     TMA: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """One tile of G * BLOCK queries of one (batch, query head); grid (T, B * Hq), last tile first
-    (late tiles hold the most keys, so the long programs start early)."""
+    (late tiles hold the most keys, so the long programs start early). With TMA, QTiles / OutTiles
+    are descriptors of q / out [B, Hq, L, D] with G * BLOCK rows, KUnits / VUnits and KWindows /
+    VWindows of K / V [B, Hkv, L, D] with P * BLOCK and BLOCK rows (pointer loads gather columns)."""
     head = tl.program_id(1)
-    b = (head // num_q_heads).to(tl.int64)
+    b32 = head // num_q_heads  # int32 coordinates for the descriptors, int64 for pointer offsets
     h = head % num_q_heads
-    kv_head = (h // group_size).to(tl.int64)
+    kv_head32 = h // group_size
+    b = b32.to(tl.int64)
+    kv_head = kv_head32.to(tl.int64)
     tile = num_tiles - 1 - tl.program_id(0)
     row = head.to(tl.int64) * num_tiles + tile
     offs_m = tl.arange(0, G * BLOCK)
     offs_n = tl.arange(0, BLOCK)
     offs_d = tl.arange(0, HEAD_DIM)
     q_pos = tile * (G * BLOCK) + offs_m
-    q = tl.load(
-        Q + b * stride_qb + h.to(tl.int64) * stride_qh + q_pos.to(tl.int64)[:, None] * stride_ql + offs_d[None, :],
-        mask=(q_pos < seq_len)[:, None], other=0.0,
-    )
+    if TMA:
+        q = QTiles.load([b32, h, tile * (G * BLOCK), 0]).reshape(G * BLOCK, HEAD_DIM)
+    else:
+        q = tl.load(
+            Q + b * stride_qb + h.to(tl.int64) * stride_qh + q_pos.to(tl.int64)[:, None] * stride_ql + offs_d[None, :],
+            mask=(q_pos < seq_len)[:, None], other=0.0,
+        )
     k_base = K + b * stride_kb + kv_head * stride_kh
     v_base = V + b * stride_vb + kv_head * stride_vh
     if TMA:
@@ -329,15 +325,10 @@ def _block_column_fwd_kernel(
     unit = tl.load(units, mask=num_full > 0, other=0)
     for i in range(0, num_full):
         next_unit = tl.load(units + i + 1, mask=i + 1 < num_full, other=0)
-        k = _load_rows(k_base, k_units, unit * (P * BLOCK), stride_kl, seq_len, P * BLOCK, HEAD_DIM, TMA, False)
-        v = _load_rows(v_base, v_units, unit * (P * BLOCK), stride_vl, seq_len, P * BLOCK, HEAD_DIM, TMA, False)
+        k = _load_rows(k_base, KUnits, b32, kv_head32, unit * (P * BLOCK), stride_kl, seq_len, P * BLOCK, HEAD_DIM, TMA, False)
+        v = _load_rows(v_base, VUnits, b32, kv_head32, unit * (P * BLOCK), stride_vl, seq_len, P * BLOCK, HEAD_DIM, TMA, False)
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        p = tl.math.exp2(qk * qk_scale - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=DOT_PRECISION)
-        m_i = m_new
+        acc, l_i, m_i = fold_tile(acc, l_i, m_i, qk, v, None, qk_scale, False, DOT_PRECISION)
         unit = next_unit
 
     # (2) Windows the ranges touch partly (or the tile's own diagonal): per-row range mask.
@@ -356,31 +347,35 @@ def _block_column_fwd_kernel(
         k_pos = window * BLOCK + offs_n
         in_range = (offs_n[None, :] < x_row[:, None]) | (offs_n[None, :] >= y_row[:, None])
         visible = in_range & (k_pos[None, :] <= q_pos[:, None]) & (k_pos < seq_len)[None, :]
-        k = _load_rows(k_base, k_windows, window * BLOCK, stride_kl, seq_len, BLOCK, HEAD_DIM, TMA, True)
-        v = _load_rows(v_base, v_windows, window * BLOCK, stride_vl, seq_len, BLOCK, HEAD_DIM, TMA, True)
-        acc, l_i, m_i = _masked_step(acc, l_i, m_i, q, k, v, visible, qk_scale, DOT_PRECISION)
+        k = _load_rows(k_base, KWindows, b32, kv_head32, window * BLOCK, stride_kl, seq_len, BLOCK, HEAD_DIM, TMA, True)
+        v = _load_rows(v_base, VWindows, b32, kv_head32, window * BLOCK, stride_vl, seq_len, BLOCK, HEAD_DIM, TMA, True)
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        acc, l_i, m_i = fold_tile(acc, l_i, m_i, qk, v, visible, qk_scale, True, DOT_PRECISION)
 
-    # (3) Columns outside the ranges, gathered BLOCK at a time, each for the blocks it is flagged for.
+    # (3) Columns outside the ranges, gathered 32 at a time, each for the blocks it is flagged for.
     num_tile_columns = tl.load(Counts + row * 3 + 2)
     tile_columns = TileColumns + row * num_columns
-    for first in range(0, num_tile_columns, BLOCK):
-        live = first + offs_n < num_tile_columns
-        entry = tl.load(tile_columns + first + offs_n, mask=live, other=0)
-        column = tl.where(live, entry >> 2, seq_len)
-        flagged = ((entry[None, :] >> row_block[:, None]) & 1) != 0
-        visible = flagged & live[None, :] & (column[None, :] <= q_pos[:, None])
-        k = tl.load(k_base + column.to(tl.int64)[:, None] * stride_kl + offs_d[None, :], mask=live[:, None], other=0.0)
-        v = tl.load(v_base + column.to(tl.int64)[:, None] * stride_vl + offs_d[None, :], mask=live[:, None], other=0.0)
-        acc, l_i, m_i = _masked_step(acc, l_i, m_i, q, k, v, visible, qk_scale, DOT_PRECISION)
+    offs_c = tl.arange(0, 32)  # 32 gathered rows at a time keep the loop within 128 registers
+    for first in range(0, num_tile_columns, 32):
+        entry = tl.load(tile_columns + first + offs_c, mask=first + offs_c < num_tile_columns, other=0)
+        column = entry >> 2  # a slot past the count reads entry 0: key 0 with no flag, never visible
+        if G == 1:
+            flagged = ((entry & 1) != 0)[None, :]
+        else:
+            flagged = tl.where((offs_m < BLOCK)[:, None], ((entry & 1) != 0)[None, :], ((entry & 2) != 0)[None, :])
+        visible = flagged & (column[None, :] <= q_pos[:, None])
+        rows = column.to(tl.int64)[:, None]
+        k = tl.load(k_base + rows * stride_kl + offs_d[None, :])
+        v = tl.load(v_base + rows * stride_vl + offs_d[None, :])
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        acc, l_i, m_i = fold_tile(acc, l_i, m_i, qk, v, visible, qk_scale, True, DOT_PRECISION)
 
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
-    o_ptrs = Out + b * stride_ob + h.to(tl.int64) * stride_oh + q_pos.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
-    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(q_pos < seq_len)[:, None])
-
-
-def _tma_scratch(size: int, alignment: int, stream: int | None) -> torch.Tensor:
-    """Global scratch for device-side TMA descriptors (Triton's allocator hook)."""
-    return torch.empty(size, dtype=torch.int8, device="cuda")
+    if TMA:  # rows past the end are clipped by the descriptor
+        OutTiles.store([b32, h, tile * (G * BLOCK), 0], out.to(OutTiles.dtype).reshape(1, 1, G * BLOCK, HEAD_DIM))
+    else:
+        o_ptrs = Out + b * stride_ob + h.to(tl.int64) * stride_oh + q_pos.to(tl.int64)[:, None] * stride_ol + offs_d[None, :]
+        tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(q_pos < seq_len)[:, None])
 
 
 def default_tile(dtype: torch.dtype) -> BlockColumnTile:
@@ -398,14 +393,19 @@ def attention(
     batch, q_heads, length, head_dim = q.shape
     tile = tile or default_tile(q.dtype)
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-    if tile.tma:
-        k, v = k.contiguous(), v.contiguous()
-        triton.set_allocator(_tma_scratch)
-    lists = tile_lists(index, tile.blocks, tile.windows)
     out = torch.empty_like(q)
+    if tile.tma:
+        q, k, v = (tma_ready(t) for t in (q, k, v))
+        out = tma_ready(out)
+        rows = [tile.blocks * BLOCK] * 2 + [tile.windows * BLOCK] * 2 + [BLOCK] * 2
+        descriptors = [TensorDescriptor.from_tensor(t, [1, 1, n, head_dim]) for t, n in zip((q, out, k, v, k, v), rows)]
+    else:
+        descriptors = [None] * 6
+    lists = tile_lists(index, tile.blocks, tile.windows)
     num_tiles = lists.counts.shape[1]
+    launch = {} if tile.maxnreg is None else {"maxnreg": tile.maxnreg}
     _block_column_fwd_kernel[(num_tiles, batch * q_heads)](
-        q, k, v, out, index.coverage, lists.units, lists.counts, lists.columns,
+        q, k, v, out, *descriptors, index.coverage, lists.units, lists.counts, lists.columns,
         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
         q_heads, q_heads // k.shape[1], length, index.range_end.shape[-1], num_tiles, lists.columns.shape[-1],
         scale * LOG2E,
@@ -417,5 +417,6 @@ def attention(
         DOT_PRECISION=dot_precision(q.dtype),
         num_warps=tile.num_warps,
         num_stages=tile.num_stages,
+        **launch,
     )
     return out
