@@ -60,17 +60,29 @@ parse_perm_launch = int_tuple_parser("LSE_KEYS,LSE_PROGRAMS,LSE_WARPS,ORDER_KEYS
 _parse_bc_shape = int_tuple_parser("BLOCKS,WINDOWS,WARPS,STAGES")
 
 
-def parse_bc_tile(text: str) -> BlockColumnTile:
-    """argparse type: "BLOCKS,WINDOWS,WARPS,STAGES" or the same with ",tma" (TMA loads)."""
-    shape, tma = (text[: -len(",tma")], True) if text.endswith(",tma") else (text, False)
+# What a method spec "name:variant" sets (pbs:head, minference:token_union).
+VARIANT_KEYS = {"pbs": "gqa_permutation", "minference": "kernel_semantics"}
+
+
+def bc_tile(text: str) -> BlockColumnTile:
+    """A block-column tile from "BLOCKS,WINDOWS,WARPS,STAGES", then optionally ",tma" (TMA loads)
+    and ",regN" (a cap of N registers per thread)."""
+    fields = text.split(",")
+    extras = fields[4:]
+    tma = "tma" in extras
+    caps = [field[3:] for field in extras if field.startswith("reg") and field[3:].isdigit()]
+    if len(extras) != tma + len(caps) or len(caps) > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BLOCKS,WINDOWS,WARPS,STAGES[,tma][,regN]")
     try:
-        return BlockColumnTile(*_parse_bc_shape(shape), tma=tma)
+        return BlockColumnTile(*_parse_bc_shape(",".join(fields[:4])), tma=tma, maxnreg=int(caps[0]) if caps else None)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r}: {error}") from error
 
 
-# What a method spec "name:variant" sets (pbs:head, minference:token_union).
-VARIANT_KEYS = {"pbs": "gqa_permutation", "minference": "kernel_semantics"}
+def parse_bc_tile(text: str) -> str:
+    """argparse type: the text of a valid `bc_tile` (kept as text, so the record stays JSON)."""
+    bc_tile(text)
+    return text
 
 
 def tile_label(tile: tuple[int, ...] | None) -> str:
@@ -302,10 +314,10 @@ def time_block_column_tiles(
     density = mean_density(plan, q.shape[2])
     convert = functools.partial(block_column_index, plan.vertical_indices, plan.slash_offsets, q.shape[2])
     add("minference_index", convert, None)
-    for tile in [None, *args.bc_tiles]:
+    for text in [None, *args.bc_tiles]:
+        tile = None if text is None else bc_tile(text)
         attend = functools.partial(block_column_attention_triton, q, k, v, plan.index, scale=scale, tile=tile)
-        label = "default" if tile is None else f"{tile.blocks},{tile.windows},{tile.num_warps},{tile.num_stages}" + ",tma" * tile.tma
-        add(f"minference_official_attention_tile[{label}]", attend, density)
+        add(f"minference_official_attention_tile[{text or 'default'}]", attend, density)
 
 
 def time_permutation_launches(add: Callable[..., None], args: argparse.Namespace, q: torch.Tensor, k: torch.Tensor, scale: float) -> None:
@@ -380,7 +392,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--bc-tiles", nargs="*", type=parse_bc_tile, default=[],
-        help="tiles BLOCKS,WINDOWS,WARPS,STAGES[,tma] at which to time MInference's official block-range + "
+        help="tiles BLOCKS,WINDOWS,WARPS,STAGES[,tma][,regN] at which to time MInference's official block-range + "
         "column attention (and its default and its index), at --method-lengths",
     )
     parser.add_argument("--budget-ms", type=float, default=1500.0)
