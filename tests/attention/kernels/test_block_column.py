@@ -277,7 +277,6 @@ def test_contract_errors_name_the_bad_input() -> None:
     [
         (torch.bfloat16, DEFAULT_TILE),
         (torch.bfloat16, BlockColumnTile(blocks=2, windows=1, num_warps=8, num_stages=2, tma=True, maxnreg=128)),
-        (torch.bfloat16, BlockColumnTile(blocks=2, windows=2, num_warps=8, num_stages=3)),
         (torch.float16, DEFAULT_TILE),
     ],
     ids=lambda value: tile_id(value) if isinstance(value, BlockColumnTile) else str(value),
