@@ -17,7 +17,7 @@ from src.attention.kernels.block_column import (
     num_query_blocks,
 )
 from src.attention.kernels.block_column import naive
-from src.attention.kernels.block_column.triton import DEFAULT_TILE, BlockColumnTile, attention as triton_attention, tile_lists
+from src.attention.kernels.block_column.triton import DEFAULT_TILE, LONG_TILE, BlockColumnTile, attention as triton_attention, tile_lists
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 BLOCK = 64
@@ -223,6 +223,7 @@ def test_tile_lists_visit_every_computed_pair_once(blocks: int, windows: int) ->
         (1, 2, 1, 131, 128, torch.float16, TILES[1]),
         (1, 2, 1, 131, 128, torch.float16, TILES[2]),
         (2, 2, 1, 203, 64, torch.float32, TILES[3]),
+        (1, 2, 1, 131, 128, torch.float16, BlockColumnTile(blocks=1, windows=1, num_warps=4, num_stages=2, tma=True)),
     ],
     ids=lambda value: tile_id(value) if isinstance(value, BlockColumnTile) else None,
 )
@@ -276,7 +277,7 @@ def test_contract_errors_name_the_bad_input() -> None:
     ("dtype", "tile"),
     [
         (torch.bfloat16, DEFAULT_TILE),
-        (torch.bfloat16, BlockColumnTile(blocks=2, windows=1, num_warps=8, num_stages=2, tma=True, maxnreg=128)),
+        (torch.bfloat16, LONG_TILE),
         (torch.float16, DEFAULT_TILE),
     ],
     ids=lambda value: tile_id(value) if isinstance(value, BlockColumnTile) else str(value),

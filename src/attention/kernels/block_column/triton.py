@@ -47,10 +47,15 @@ class BlockColumnTile:
             raise ValueError(f"tile blocks and windows must be 1 or 2, got {self.blocks}, {self.windows}")
 
 
-# 16-bit inputs: 128-row tiles over 128-key units through TMA, the shape that compiles for sm_90
-# with no spill (199 registers, 229 KB shared memory); not yet timed against the others (the
-# benchmark's --bc-tiles sweeps them). fp32 (tests): 64-row tiles, whose K/V tiles fit shared memory.
+# 16-bit inputs, head dim 128, from one H200 sweep on bench_attention's MInference plans
+# (results/bench/bench_minference_h200.json; L 8K, 32K, 128K; experiments/NOTES.md): 128-row tiles
+# over 128-key units were fastest at 8K (1.21 ms), 128-row tiles over 64-key units at two programs
+# per SM at 32K (18.0 ms) and the fastest GPU-checked shape at 128K (290 ms; 64-row tiles ran 276
+# ms there, but were not checked on the GPU). The 16K switch between the two lies between measured
+# lengths. fp32 (tests): 64-row tiles, whose K/V tiles fit shared memory.
 DEFAULT_TILE = BlockColumnTile(blocks=2, windows=2, num_warps=8, num_stages=3, tma=True)
+LONG_TILE = BlockColumnTile(blocks=2, windows=1, num_warps=8, num_stages=2, tma=True, maxnreg=128)
+LONG_FROM = 16384
 FP32_TILE = BlockColumnTile(blocks=1, windows=1, num_warps=4, num_stages=2)
 
 
@@ -379,8 +384,11 @@ def _block_column_fwd_kernel(
         tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(q_pos < seq_len)[:, None])
 
 
-def default_tile(dtype: torch.dtype) -> BlockColumnTile:
-    return FP32_TILE if dtype == torch.float32 else DEFAULT_TILE
+def default_tile(dtype: torch.dtype, length: int) -> BlockColumnTile:
+    """The launch shape for inputs of this dtype and length (see DEFAULT_TILE)."""
+    if dtype == torch.float32:
+        return FP32_TILE
+    return DEFAULT_TILE if length <= LONG_FROM else LONG_TILE
 
 
 def attention(
@@ -392,7 +400,7 @@ def attention(
     tile overrides the launch shape (benchmarks sweep it).
     """
     batch, q_heads, length, head_dim = q.shape
-    tile = tile or default_tile(q.dtype)
+    tile = tile or default_tile(q.dtype, length)
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     out = torch.empty_like(q)
     if tile.tma:
