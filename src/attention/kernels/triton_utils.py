@@ -67,6 +67,25 @@ def tma_ready(t: torch.Tensor) -> torch.Tensor:
     return t if aligned and t.stride(-1) == 1 else t.clone(memory_format=torch.contiguous_format)
 
 
+ATTENTION_HEAD_DIMS = (64, 128)  # what every Triton attention kernel here is tiled for
+
+
+def unsupported_attention(q: torch.Tensor) -> str | None:
+    """Why a Triton attention kernel cannot run on q [B, H, L, D] (its head dim, its device), or None."""
+    if q.shape[-1] not in ATTENTION_HEAD_DIMS:
+        return f"head dim {q.shape[-1]} (allowed: {', '.join(map(str, ATTENTION_HEAD_DIMS))})"
+    return unsupported_device(q)
+
+
+@triton.jit
+def append_kept(row, count, values, keep):
+    """Store the kept values in order at row[count:] (a compaction by cumulative sum); returns
+    the new count."""
+    kept = keep.to(tl.int32)
+    tl.store(row + count + tl.cumsum(kept, 0) - kept, values, mask=keep)
+    return count + tl.sum(kept, 0)
+
+
 def unsupported_device(x: torch.Tensor) -> str | None:
     """Why Triton cannot run on x's device, or None: it needs CUDA, or the interpreter switched on
     (TRITON_INTERPRET=1) before triton is imported."""

@@ -37,12 +37,11 @@ import torch
 from src.attention.kernels.backends import resolve_backend
 from src.attention.kernels.block_column import naive, triton
 from src.attention.kernels.block_column.layout import BLOCK, BlockColumnIndex, descending_slashes, num_query_blocks
-from src.attention.kernels.triton_utils import DTYPES, unsupported_device
+from src.attention.kernels.triton_utils import DTYPES, unsupported_attention, unsupported_device
 from src.attention.ops import sorted_unique_positions
 
 INDEX_IMPLEMENTATIONS = {"triton": triton.build_index, "torch": naive.build_index}
 ATTENTION_IMPLEMENTATIONS = {"triton": triton.attention, "torch": naive.attention}
-TRITON_HEAD_DIMS = (64, 128)
 MAX_LENGTH = 2**24  # the index's int32 pair counts and packed column entries stay exact below it
 
 
@@ -93,12 +92,6 @@ def check_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, in
         raise ValueError(f"q, k, v and the index must be on one device; got {sorted(map(str, devices))}")
 
 
-def triton_unsupported(q: torch.Tensor) -> str | None:
-    """Why the Triton attention cannot run these inputs, or None."""
-    if q.shape[-1] not in TRITON_HEAD_DIMS:
-        return f"head dim {q.shape[-1]} (allowed: {', '.join(map(str, TRITON_HEAD_DIMS))})"
-    return unsupported_device(q)
-
 
 def block_column_attention(
     q: torch.Tensor,
@@ -116,7 +109,7 @@ def block_column_attention(
     with no such key are zeros. scale defaults to 1/sqrt(D).
     """
     check_attention_inputs(q, k, v, index)
-    backend = resolve_backend("block-column attention", backend, q, triton_unsupported(q))
+    backend = resolve_backend("block-column attention", backend, q, unsupported_attention(q))
     return ATTENTION_IMPLEMENTATIONS[backend](q, k, v, index, scale=q.shape[-1] ** -0.5 if scale is None else scale)
 
 
@@ -128,5 +121,4 @@ __all__ = [
     "check_attention_inputs",
     "check_indices",
     "num_query_blocks",
-    "triton_unsupported",
 ]

@@ -23,7 +23,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from src.attention.kernels.block_column.layout import BLOCK, BlockColumnIndex, num_query_blocks
-from src.attention.kernels.triton_utils import LOG2E, dot_precision, fold_tile, tma_ready
+from src.attention.kernels.triton_utils import LOG2E, append_kept, dot_precision, fold_tile, tma_ready
 
 MERGE_LANES = 32  # query blocks per program of the conversion (one warp, one block per thread)
 
@@ -174,14 +174,6 @@ class TileLists:
 
 
 @triton.jit
-def _append(row, count, values, keep):
-    """Store the kept values in order at row[count:]; returns the new count."""
-    kept = keep.to(tl.int32)
-    tl.store(row + count + tl.cumsum(kept, 0) - kept, values, mask=keep)
-    return count + tl.sum(kept, 0)
-
-
-@triton.jit
 def _tile_lists_kernel(
     Coverage, RangeEnd, Columns, Units, Counts, TileColumns,
     seq_len, num_blocks, num_tiles, num_columns,
@@ -212,7 +204,7 @@ def _tile_lists_kernel(
             touched |= ((x > 0) | (y < BLOCK)).to(tl.int32)
             whole &= ((x >= y) | (block >= num_blocks)).to(tl.int32)
         full_unit = (tl.min(whole, 1) > 0) & ((unit + 1) * (P * BLOCK) <= tile_start)
-        num_full = _append(units, num_full, unit, full_unit)
+        num_full = append_kept(units, num_full, unit, full_unit)
         keep = tl.reshape((touched > 0) & (~full_unit[:, None]), [CHUNK * P])
         kept = keep.to(tl.int32)
         slot = num_partial + tl.cumsum(kept, 0) - kept
@@ -232,7 +224,7 @@ def _tile_lists_kernel(
             x, y = _load_window(table + block.to(tl.int64) * num_blocks * 2, column // BLOCK, candidate, BLOCK)
             r = column % BLOCK
             flags |= (candidate & (r >= x) & (r < y)).to(tl.int32) << g
-        num_tile_columns = _append(TileColumns + row * num_columns, num_tile_columns, column * 4 + flags, flags > 0)
+        num_tile_columns = append_kept(TileColumns + row * num_columns, num_tile_columns, column * 4 + flags, flags > 0)
     tl.store(Counts + row * 3, num_full)
     tl.store(Counts + row * 3 + 1, num_partial)
     tl.store(Counts + row * 3 + 2, num_tile_columns)
