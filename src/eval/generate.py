@@ -13,6 +13,7 @@ import torch
 from transformers import DynamicCache
 
 from src.data.base import Sample
+from src.data.decoding import decode_text
 from src.data.prompting import model_input_text
 
 
@@ -70,7 +71,7 @@ def generate(model: Any, tokenizer: Any, sample: Sample) -> Generation:
         next_token = logits[:, -1].argmax(-1)
     decode_s = time.perf_counter() - start
     return Generation(
-        text=tokenizer.decode(generated, skip_special_tokens=True),
+        text=decode_text(tokenizer, generated, sample.decoding),
         input_tokens=int(input_ids.shape[1]),
         prefill_s=prefill_s,
         decode_s=decode_s,
