@@ -24,6 +24,8 @@ from triton.errors import TritonError
 
 from experiments.timing import graph_replay_ms, median_ms, write_record
 from src.attention.kernels import TileConfig, block_sparse_attention
+from src.attention.kernels.block_column import block_column_index
+from src.attention.kernels.block_column.triton import BlockColumnTile, attention as block_column_attention_triton
 from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton
 from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton
@@ -54,6 +56,32 @@ def int_tuple_parser(fields: str) -> Callable[[str], tuple[int, ...]]:
 
 parse_tile = int_tuple_parser("M,N,WARPS,STAGES")
 parse_perm_launch = int_tuple_parser("LSE_KEYS,LSE_PROGRAMS,LSE_WARPS,ORDER_KEYS,ORDER_WARPS,STAGES")
+_parse_bc_shape = int_tuple_parser("BLOCKS,WINDOWS,WARPS,STAGES")
+
+
+# What a method spec "name:variant" sets (pbs:head, minference:token_union).
+VARIANT_KEYS = {"pbs": "gqa_permutation", "minference": "kernel_semantics"}
+
+
+def bc_tile(text: str) -> BlockColumnTile:
+    """A block-column tile from "BLOCKS,WINDOWS,WARPS,STAGES", then optionally ",tma" (TMA loads)
+    and ",regN" (a cap of N registers per thread)."""
+    fields = text.split(",")
+    extras = fields[4:]
+    tma = "tma" in extras
+    caps = [field[3:] for field in extras if field.startswith("reg") and field[3:].isdigit()]
+    if len(extras) != tma + len(caps) or len(caps) > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BLOCKS,WINDOWS,WARPS,STAGES[,tma][,regN]")
+    try:
+        return BlockColumnTile(*_parse_bc_shape(",".join(fields[:4])), tma=tma, maxnreg=int(caps[0]) if caps else None)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from error
+
+
+def parse_bc_tile(text: str) -> str:
+    """argparse type: the text of a valid `bc_tile` (kept as text, so the record stays JSON)."""
+    bc_tile(text)
+    return text
 
 
 def tile_label(tile: tuple[int, ...] | None) -> str:
@@ -178,7 +206,7 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
     rows: list[dict[str, Any]] = []
     for spec in args.methods:
         name, _, variant = spec.partition(":")
-        overrides = {"gqa_permutation": variant} if variant else {}
+        overrides = {VARIANT_KEYS[name]: variant} if variant else {}
         method = build_method(method_cfg(name, args, overrides))
         plan = method.plan(q, k, scale=scale)
         density = mean_density(plan, length)
@@ -229,7 +257,23 @@ def time_minference_tiles(
         attend = functools.partial(
             vertical_slash_attention_triton, q, k, v, plan.vertical_indices, plan.slash_offsets, scale=scale, tile=tile
         )
-        add(f"minference_attention_tile[{tile_label(tile)}]", attend, density)
+        add(f"minference_token_union_tile[{tile_label(tile)}]", attend, density)
+
+
+def time_block_column_tiles(
+    add: Callable[..., None], args: argparse.Namespace, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+) -> None:
+    """MInference's official conversion (index) and its block-range + column attention at the
+    default tile and each `--bc-tiles` shape, on the plan the minference method selects here."""
+    minference = build_method(method_cfg("minference", args, {}))
+    plan = minference.plan(q, k, scale=scale)
+    density = mean_density(plan, q.shape[2])
+    convert = functools.partial(block_column_index, plan.vertical_indices, plan.slash_offsets, q.shape[2])
+    add("minference_index", convert, None)
+    for text in [None, *args.bc_tiles]:
+        tile = None if text is None else bc_tile(text)
+        attend = functools.partial(block_column_attention_triton, q, k, v, plan.index, scale=scale, tile=tile)
+        add(f"minference_official_attention_tile[{text or 'default'}]", attend, density)
 
 
 def time_permutation_launches(add: Callable[..., None], args: argparse.Namespace, q: torch.Tensor, k: torch.Tensor, scale: float) -> None:
@@ -255,6 +299,8 @@ def tile_rows(args: argparse.Namespace, length: int, device: torch.device, dtype
         time_minference_tiles(add, args, q, k, v, scale)
     if args.perm_launches:
         time_permutation_launches(add, args, q, k, scale)
+    if args.bc_tiles:
+        time_block_column_tiles(add, args, q, k, v, scale)
     return rows
 
 
@@ -300,6 +346,11 @@ def main() -> None:
         "--perm-launches", nargs="*", type=parse_perm_launch, default=[],
         help="launch shapes LSE_KEYS,LSE_PROGRAMS,LSE_WARPS,ORDER_KEYS,ORDER_WARPS,STAGES at which to time PBS's Triton permutation",
     )
+    parser.add_argument(
+        "--bc-tiles", nargs="*", type=parse_bc_tile, default=[],
+        help="tiles BLOCKS,WINDOWS,WARPS,STAGES[,tma][,regN] at which to time MInference's official block-range + "
+        "column attention (and its default and its index), at --method-lengths",
+    )
     parser.add_argument("--budget-ms", type=float, default=1500.0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -310,7 +361,7 @@ def main() -> None:
     stages = [("kernels", length, kernel_rows) for length in args.lengths]
     method_lengths = args.method_lengths if args.method_lengths is not None else args.lengths
     stages += [("methods", length, method_rows) for length in method_lengths]
-    if args.xattn_tiles or args.vs_tiles or args.perm_launches:
+    if args.xattn_tiles or args.vs_tiles or args.perm_launches or args.bc_tiles:
         stages += [("tiles", length, tile_rows) for length in method_lengths]
     for stage, length, measure in stages:
         rows += measure(args, length, device, dtype)

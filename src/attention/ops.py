@@ -217,3 +217,14 @@ def pooled_permuted_keys(
         return pooled
     tail = mean_pool_blocks(k[:, :, full:], block_size).repeat_interleave(repeats, dim=1)
     return torch.cat([pooled, tail], dim=2)
+
+
+def sorted_unique_positions(indices: torch.Tensor, length: int) -> torch.Tensor:
+    """int32 [..., max(N, 1)]: the entries of indices [..., N] in [0, length) ascending, each once,
+    then `length` in every slot left over (so padding sorts last and fails any `< length` test)."""
+    positions = indices.long()
+    if positions.shape[-1] == 0:
+        return torch.full((*positions.shape[:-1], 1), length, dtype=torch.int32, device=positions.device)
+    positions = torch.where((positions >= 0) & (positions < length), positions, length).sort(dim=-1).values
+    repeated = torch.nn.functional.pad(positions[..., 1:] == positions[..., :-1], (1, 0))
+    return torch.where(repeated, length, positions).sort(dim=-1).values.to(torch.int32).contiguous()

@@ -40,7 +40,7 @@ def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
     run_script(
         "bench_attention", "--lengths", "256", "--heads", "2", "--kv-heads", "1", "--head-dim", "64",
         "--block", "64", "--segment", "128", "--densities", "0.3", "--methods", "pbs:head", "meanpooling", "--no-flex",
-        "--xattn-tiles", "16,16,4,1", "48,16,4,1", "--vs-tiles", "32,32,4,1", "--perm-launches", "16,64,4,16,4,1", "--budget-ms", "1", "--out", str(out),
+        "--xattn-tiles", "16,16,4,1", "48,16,4,1", "--vs-tiles", "32,32,4,1", "--bc-tiles", "1,1,4,1", "--perm-launches", "16,64,4,16,4,1", "--budget-ms", "1", "--out", str(out),
     )
     rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
     assert {"sdpa_dense", "triton_dense", "triton_sparse_perm", "method:pbs:head", "method:meanpooling"} <= set(rows)
@@ -50,11 +50,13 @@ def test_bench_attention_tiny_shapes(tmp_path: Path) -> None:
     assert method["ms"] == pytest.approx(parts, abs=2e-4)  # each part is rounded to 4 decimals
     assert 0.0 < method["density"] <= 1.5
     timed = ["xattn_estimate_tile[default]", "xattn_estimate_tile[16,16,4,1]",
-             "minference_attention_tile[default]", "minference_attention_tile[32,32,4,1]",
+             "minference_token_union_tile[default]", "minference_token_union_tile[32,32,4,1]", "minference_index",
+             "minference_official_attention_tile[default]", "minference_official_attention_tile[1,1,4,1]",
              "pbs_permute_launch[default]", "pbs_permute_launch[16,64,4,16,4,1]"]
     for name in timed:
         assert rows[name]["ms"] > 0 and rows[name]["ratio_to_sdpa"] == round(rows[name]["ms"] / rows["sdpa_dense"]["ms"], 3)
-    assert 0.0 < rows["minference_attention_tile[32,32,4,1]"]["density"] <= 1.0
+    assert 0.0 < rows["minference_token_union_tile[32,32,4,1]"]["density"] <= 1.0
+    assert 0.0 < rows["minference_official_attention_tile[1,1,4,1]"]["density"] <= 1.0
     refused = rows["xattn_estimate_tile[48,16,4,1]"]
     assert refused["ms"] is None and "power of two" in refused["note"]
 

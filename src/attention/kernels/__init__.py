@@ -5,7 +5,9 @@
     <op>/naive.py      the plain-torch reference, written from the definition
 
     block_sparse    permuted block-sparse causal attention (+ flex.py, layout.py)
-    vertical_slash  MInference's vertical-slash attention (+ layout.py: its lookup tables)
+    block_column    MInference's official kernel: its conversion of columns and slashes into
+                    per-block 64-key ranges plus columns, and the attention over them (+ layout.py)
+    vertical_slash  the exact token union of columns and slashes (+ layout.py: its lookup tables)
     antidiagonal    XAttention's antidiagonal block estimate
     pbs_estimate    PBS-Attn's key permutation and mean-pooling block selection
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from src.attention.kernels.antidiagonal import antidiagonal_block_masses
 from src.attention.kernels.backends import ATTENTION_BACKENDS, ESTIMATE_BACKENDS, OP_BACKENDS
+from src.attention.kernels.block_column import BlockColumnIndex, block_column_attention, block_column_index
 from src.attention.kernels.block_sparse import block_sparse_attention, block_sparse_attention_reference
 from src.attention.kernels.pbs_estimate import mean_pool_selection, segment_permutation
 from src.attention.kernels.triton_utils import TileConfig
@@ -25,8 +28,11 @@ __all__ = [
     "ATTENTION_BACKENDS",
     "ESTIMATE_BACKENDS",
     "OP_BACKENDS",
+    "BlockColumnIndex",
     "TileConfig",
     "antidiagonal_block_masses",
+    "block_column_attention",
+    "block_column_index",
     "block_sparse_attention",
     "block_sparse_attention_reference",
     "mean_pool_selection",

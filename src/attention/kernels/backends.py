@@ -17,8 +17,10 @@ ESTIMATE_BACKENDS = ("auto", "triton", "torch")
 # op -> the backends it has ("torch" is always its plain-torch reference, naive.py).
 OP_BACKENDS: dict[str, tuple[str, ...]] = {
     "block-sparse attention": ("triton", "flex", "torch"),
-    # No FlexAttention path: a vertical-slash mask is not aligned to blocks.
+    # No FlexAttention path: a vertical-slash mask is not aligned to blocks, nor are its ranges.
     "vertical-slash attention": ("triton", "torch"),
+    "block-column attention": ("triton", "torch"),
+    "block-column index": ESTIMATE_BACKENDS,
     "key permutation": ESTIMATE_BACKENDS,
     "block selection": ESTIMATE_BACKENDS,
     "antidiagonal estimate": ESTIMATE_BACKENDS,

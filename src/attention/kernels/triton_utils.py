@@ -1,5 +1,6 @@
 """What every Triton kernel here shares: constants, tl.dot's precision, the launch-shape type,
-the input dtypes, the device check, and the interpreter fix the CPU tests need.
+the input dtypes, the online-softmax fold of one key tile, the device check, tensor-descriptor
+alignment, and the interpreter fix the CPU tests need.
 
 Importing this module applies the fix when TRITON_INTERPRET=1, so every kernel module imports it
 (directly or through these names) before its kernels can run in the interpreter.
@@ -10,6 +11,8 @@ import os
 from dataclasses import dataclass
 
 import torch
+import triton
+import triton.language as tl
 
 LOG2E = 1.4426950408889634
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -30,6 +33,57 @@ class TileConfig:
     block_n: int
     num_warps: int
     num_stages: int
+
+
+@triton.jit
+def fold_tile(acc, l_i, m_i, qk, v, visible, qk_scale, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Fold one key tile's raw scores qk [BLOCK_M, BLOCK_N] and values v into the online softmax
+    (running max m_i and sum l_i of base-2 logits, output acc); the scale is folded into exp2.
+
+    MASKED: only the pairs in `visible` (bool [BLOCK_M, BLOCK_N]) count, and a row that has seen
+    none yet keeps m = -inf; unmasked tiles ignore `visible` (None will do).
+    """
+    if MASKED:
+        qk = tl.where(visible, qk * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
+        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(qk - m_shift[:, None])
+    else:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        m_shift = m_new
+        p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
+    alpha = tl.math.exp2(m_i - m_shift)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    return acc, l_i, m_new
+
+
+def tma_ready(t: torch.Tensor) -> torch.Tensor:
+    """t itself when a tensor descriptor can address it (16-byte aligned base and row strides),
+    else a contiguous copy."""
+    aligned = t.data_ptr() % 16 == 0 and all((s * t.element_size()) % 16 == 0 for s in t.stride()[:-1])
+    return t if aligned and t.stride(-1) == 1 else t.clone(memory_format=torch.contiguous_format)
+
+
+ATTENTION_HEAD_DIMS = (64, 128)  # what every Triton attention kernel here is tiled for
+
+
+def unsupported_attention(q: torch.Tensor) -> str | None:
+    """Why a Triton attention kernel cannot run on q [B, H, L, D] (its head dim, its device), or None."""
+    if q.shape[-1] not in ATTENTION_HEAD_DIMS:
+        return f"head dim {q.shape[-1]} (allowed: {', '.join(map(str, ATTENTION_HEAD_DIMS))})"
+    return unsupported_device(q)
+
+
+@triton.jit
+def append_kept(row, count, values, keep):
+    """Store the kept values in order at row[count:] (a compaction by cumulative sum); returns
+    the new count."""
+    kept = keep.to(tl.int32)
+    tl.store(row + count + tl.cumsum(kept, 0) - kept, values, mask=keep)
+    return count + tl.sum(kept, 0)
 
 
 def unsupported_device(x: torch.Tensor) -> str | None:

@@ -5,10 +5,13 @@ Without a pattern file every head runs vertical_and_slash with the configured si
 own pattern and sizes; heads a file leaves out fall back to the configured vertical_and_slash.
 
 One call returns one plan type. A layer of vertical_and_slash and stream_llm (A-shape) heads is a
-VerticalSlashPlan, A-shape being sink columns plus local diagonals. A layer holding any
-block_sparse head becomes a BlockSparsePlan over MInference's 64-token blocks, its other heads
-keeping every block their columns and bands cross: a superset of their pairs, which is also what
-MInference's own vertical-slash kernel computes (it rounds slash bands out to 64 x 64 tiles).
+VerticalSlashPlan, A-shape being sink columns plus local diagonals; its `kernel_semantics` says
+what the attention computes from them: "official" (default), what MInference's kernel computes
+(every slash rounded out to whole 64-key ranges per 64-query block, plus the columns outside
+them), or "token_union", exactly the columns and diagonals (see VerticalSlashPlan for why both).
+A layer holding any block_sparse head becomes a BlockSparsePlan over MInference's 64-token
+blocks, its other heads keeping every aligned block their columns and bands cross: a superset of
+their column and slash pairs, though not exactly MInference's own ranges, which are not aligned.
 """
 from __future__ import annotations
 
@@ -29,9 +32,9 @@ from src.attention.select.minference_patterns import (
     vertical_slash_blocks,
     vertical_slash_pattern,
 )
-from src.attention.plan import BlockSparsePlan, VerticalSlashPlan
+from src.attention.plan import KERNEL_SEMANTICS, BlockSparsePlan, VerticalSlashPlan, vertical_slash_plan
 from src.attention.select.common import check_inputs
-from src.checks import check_int
+from src.checks import check_choice, check_int
 from src.registry import ConfigError
 
 
@@ -50,6 +53,7 @@ class VerticalSlashSelector:
     pattern_config: None, or the path of a per-head pattern JSON in MInference's format.
     sink_tokens: first columns a vertical_and_slash head always keeps (MInference: 30).
     local_diagonals: most recent diagonals it always keeps (MInference: 100).
+    kernel_semantics: "official" or "token_union", what a VerticalSlashPlan's attention computes.
 
     Per-layer files need the layer: pass `layer_idx` to __call__.
     """
@@ -65,8 +69,10 @@ class VerticalSlashSelector:
         pattern_config: str | None = None,
         sink_tokens: int = SINK_TOKENS,
         local_diagonals: int = LOCAL_DIAGONALS,
+        kernel_semantics: str = "official",
     ) -> None:
         check_int("last_q", last_q)
+        self.kernel_semantics = check_choice("kernel_semantics", kernel_semantics, KERNEL_SEMANTICS)
         for name, value in (
             ("vertical_size", vertical_size),
             ("slash_size", slash_size),
@@ -138,7 +144,7 @@ class VerticalSlashSelector:
         block_heads = [head.name == "block_sparse" for head in heads]
         if not any(block_heads):
             vertical, slash = self.vertical_slash_indices(q, k, heads, scale)
-            return VerticalSlashPlan(vertical_indices=vertical.contiguous(), slash_offsets=slash.contiguous())
+            return vertical_slash_plan(vertical.contiguous(), slash.contiguous(), length, self.kernel_semantics)
         mask = block_sparse_pattern(q, k, [h.vertical_size if h.name == "block_sparse" else 0 for h in heads])
         if not all(block_heads):
             vertical, slash = self.vertical_slash_indices(q, k, heads, scale)

@@ -13,7 +13,7 @@ from src.attention.kernels.vertical_slash import (
     vertical_slash_density,
     vertical_slash_token_mask,
 )
-from src.attention.plan import DensePlan, VerticalSlashPlan
+from src.attention.plan import KERNEL_SEMANTICS, DensePlan, vertical_slash_plan
 from src.attention.testing import assert_close, masked_attention, random_qkv, vertical_slash_token_masks
 from src.registry import ConfigError
 
@@ -119,15 +119,18 @@ def test_tile_index_visits_only_the_crossed_blocks(batch, heads, length, num_ver
     assert full_blocks > 0 or block_m + block_n > num_slash
 
 
-def test_every_column_is_dense_attention_on_both_backends_and_flex_is_refused():
+@pytest.mark.parametrize("semantics", KERNEL_SEMANTICS)
+def test_every_column_is_dense_attention_on_both_backends_and_flex_is_refused(semantics):
     q, k, v = _qkv(2, 2, 1, 77, 64)
     everything = torch.arange(77).expand(2, 2, -1)
-    plan = VerticalSlashPlan(vertical_indices=everything, slash_offsets=torch.zeros(2, 2, 0, dtype=torch.long))
+    no_slash = torch.zeros(2, 2, 0, dtype=torch.long)
+    plan = vertical_slash_plan(everything, no_slash, 77, semantics)
     dense = DensePlan().attend(q, k, v, scale=0.125, backend="torch")
     torch.testing.assert_close(plan.attend(q, k, v, scale=0.125, backend="torch"), dense, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ConfigError, match="unknown vertical-slash attention backend 'flex'; allowed: triton, torch"):
+    op = "vertical-slash" if semantics == "token_union" else "block-column"
+    with pytest.raises(ConfigError, match=f"unknown {op} attention backend 'flex'; allowed: triton, torch"):
         plan.attend(q, k, v, scale=0.125, backend="flex")
-    on_device = VerticalSlashPlan(vertical_indices=everything.to(DEVICE), slash_offsets=plan.slash_offsets.to(DEVICE))
+    on_device = vertical_slash_plan(everything.to(DEVICE), no_slash.to(DEVICE), 77, semantics)
     got = on_device.attend(q.to(DEVICE), k.to(DEVICE), v.to(DEVICE), scale=0.125, backend="triton").cpu()
     torch.testing.assert_close(got, dense, atol=1e-5, rtol=1e-5)
     assert torch.equal(plan.density(77), torch.ones(2, 2))

@@ -7,6 +7,7 @@ import torch
 
 from src.attention.components import SELECTORS
 from src.attention.key_order import KeyOrder
+from src.attention.kernels.block_column import block_column_attention, block_column_index
 from src.attention.plan import DensePlan, VerticalSlashPlan
 from src.attention.select.vertical_slash import VerticalSlashSelector
 from src.attention.testing import assert_close, masked_attention, random_qkv, vertical_slash_token_masks
@@ -70,6 +71,23 @@ def test_selector_config_errors_are_clear(tmp_path):
         VerticalSlashSelector()(q, k, key_order=KeyOrder(torch.arange(40).expand(1, 2, -1), 32), scale=0.25)
 
 
+def test_selector_computes_the_official_ranges_by_default_and_the_union_on_request():
+    q, k, v = random_qkv(1, 2, 1, 300, 64, seed=12)
+    official = VerticalSlashSelector(vertical_size=30, slash_size=60)(q, k, scale=0.125)
+    union = VerticalSlashSelector(vertical_size=30, slash_size=60, kernel_semantics="token_union")(q, k, scale=0.125)
+    assert official.kernel_semantics == "official" and union.kernel_semantics == "token_union" and union.index is None
+    assert torch.equal(official.vertical_indices, union.vertical_indices) and torch.equal(official.slash_offsets, union.slash_offsets)
+    expected = block_column_index(official.vertical_indices, official.slash_offsets, 300, backend="torch")
+    assert torch.equal(official.index.coverage, expected.coverage) and torch.equal(official.density(300), expected.density())
+    assert bool((official.density(300) > union.density(300)).all())  # whole 64-key ranges, not single diagonals
+    got = official.attend(q, k, v, scale=0.125, backend="torch")
+    torch.testing.assert_close(got, block_column_attention(q, k, v, expected, scale=0.125, backend="torch"))
+    with pytest.raises(ConfigError, match="unknown kernel_semantics 'exact'; allowed: official, token_union"):
+        VerticalSlashSelector(kernel_semantics="exact")
+    with pytest.raises(ValueError, match="kernel_semantics 'official' needs the index built by block_column_index"):
+        VerticalSlashPlan(official.vertical_indices, official.slash_offsets)
+
+
 def test_minference_method_refuses_the_flex_backend():
     """Its plans run on the vertical-slash op, which has no FlexAttention path: refused at build time."""
     from omegaconf import OmegaConf
@@ -86,7 +104,7 @@ def test_minference_method_refuses_the_flex_backend():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_selected_plan_runs_on_cuda(dtype):
     q, k, v = (t.cuda() for t in random_qkv(1, 8, 2, 2047, 128, dtype=dtype, seed=11))
-    plan = VerticalSlashSelector(vertical_size=100, slash_size=300)(q, k, scale=128**-0.5)
+    plan = VerticalSlashSelector(vertical_size=100, slash_size=300, kernel_semantics="token_union")(q, k, scale=128**-0.5)
     got = plan.attend(q, k, v, scale=128**-0.5, backend="triton")
     allowed = vertical_slash_token_masks(plan.vertical_indices, plan.slash_offsets, 2047)
     expected = masked_attention(q.float(), k.float(), v.float(), allowed, scale=128**-0.5)

@@ -14,7 +14,7 @@ from src.attention.kernels.backends import resolve_backend
 from src.attention.kernels.block_sparse.flex import block_sparse_attention_flex
 from src.attention.kernels.block_sparse.naive import block_sparse_attention_reference
 from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton
-from src.attention.kernels.triton_utils import DTYPES, unsupported_device
+from src.attention.kernels.triton_utils import DTYPES, unsupported_attention
 from src.attention.ops import num_blocks
 from src.checks import check_int
 
@@ -23,7 +23,6 @@ IMPLEMENTATIONS = {
     "flex": block_sparse_attention_flex,
     "torch": block_sparse_attention_reference,
 }
-TRITON_HEAD_DIMS = (64, 128)
 
 
 def check_inputs(
@@ -73,9 +72,7 @@ def triton_unsupported(q: torch.Tensor, block_size: int) -> str | None:
     """Why the Triton kernel cannot run these inputs (tile-friendly sizes, a device), or None."""
     if block_size < 16 or block_size & (block_size - 1):
         return f"block_size {block_size} (allowed: powers of two >= 16)"
-    if q.shape[-1] not in TRITON_HEAD_DIMS:
-        return f"head dim {q.shape[-1]} (allowed: {', '.join(map(str, TRITON_HEAD_DIMS))})"
-    return unsupported_device(q)
+    return unsupported_attention(q)
 
 
 def block_sparse_attention(

@@ -24,7 +24,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from src.attention.kernels.block_sparse.layout import CausalKVLists
-from src.attention.kernels.triton_utils import LOG2E, TileConfig, dot_precision
+from src.attention.kernels.triton_utils import LOG2E, TileConfig, dot_precision, fold_tile, tma_ready
 
 # (head_dim, permuted keys) -> (tile, register cap) of the TMA path for 16-bit inputs. Head dim 128:
 # the fastest of the H200 sweep (experiments/sweep_block_sparse.py, results/bench/
@@ -91,30 +91,6 @@ def _tile_key_positions(
 
 
 @triton.jit
-def _fold_tile(acc, l_i, m_i, qk, v, q_pos, key_pos, qk_scale, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """Fold one key tile's raw scores qk [BLOCK_M, BLOCK_N] and values v into the online softmax.
-
-    MASKED hides keys whose original position key_pos (seq_len for slots past the end) is past
-    the query; unmasked tiles ignore key_pos. The scale is folded into the exp2 argument.
-    """
-    if MASKED:
-        qk = tl.where(key_pos[None, :] <= q_pos[:, None], qk * qk_scale, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
-        m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.math.exp2(qk - m_shift[:, None])
-    else:
-        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        m_shift = m_new
-        p = tl.math.exp2(qk * qk_scale - m_shift[:, None])
-    alpha = tl.math.exp2(m_i - m_shift)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None]
-    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
-    return acc, l_i, m_new
-
-
-@triton.jit
 def _attend_key_tiles(
     acc, l_i, m_i, q, q_pos, k_base, v_base, key_pos_base, kv_list, tile_lo, tile_hi,
     stride_kl, stride_vl, seq_len, qk_scale,
@@ -145,7 +121,8 @@ def _attend_key_tiles(
             kv_list, key_pos_base, tile + 1, tile_hi, seq_len, BLOCK_SIZE, BLOCK_N, HAS_PERM
         )
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-        acc, l_i, m_i = _fold_tile(acc, l_i, m_i, qk, v, q_pos, key_pos, qk_scale, MASKED, DOT_PRECISION)
+        visible = key_pos[None, :] <= q_pos[:, None]  # original positions; slots past the end are seq_len
+        acc, l_i, m_i = fold_tile(acc, l_i, m_i, qk, v, visible, qk_scale, MASKED, DOT_PRECISION)
         key_pos = next_key_pos
     return acc, l_i, m_i
 
@@ -248,7 +225,8 @@ def _attend_tiles_tma(
                 key_pos = tl.load(key_pos_base + key_pos, mask=key_pos < seq_len, other=seq_len).to(tl.int32)
             else:
                 key_pos = tl.where(key_pos < seq_len, key_pos, seq_len)
-        acc, l_i, m_i = _fold_tile(acc, l_i, m_i, qk, v, q_pos, key_pos, qk_scale, MASKED, DOT_PRECISION)
+        visible = key_pos[None, :] <= q_pos[:, None]  # original positions; slots past the end are seq_len
+        acc, l_i, m_i = fold_tile(acc, l_i, m_i, qk, v, visible, qk_scale, MASKED, DOT_PRECISION)
         start = next_start
     return acc, l_i, m_i
 
@@ -358,13 +336,6 @@ def causal_kv_lists_triton(
     return CausalKVLists(kv_indices=kv_indices, num_full=num_full, num_live=num_live)
 
 
-def _tma_ready(t: torch.Tensor) -> torch.Tensor:
-    """t itself when a tensor descriptor can address it (16-byte aligned base and row strides),
-    else a contiguous copy."""
-    aligned = t.data_ptr() % 16 == 0 and all((s * t.element_size()) % 16 == 0 for s in t.stride()[:-1])
-    return t if aligned and t.stride(-1) == 1 else t.clone(memory_format=torch.contiguous_format)
-
-
 def permute_kv(k: torch.Tensor, v: torch.Tensor, key_perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """K and V in permuted order, one contiguous copy per permutation head ([B, P, L, D] each):
     out[b, p, slot] = in[b, p // (P / Hkv), key_perm[b, p, slot]]. One launch."""
@@ -458,7 +429,7 @@ def run_block_sparse_kernel(
         return out
     if key_perm is not None:
         k, v = permute_kv(k, v, key_pos)
-    q, k, v = (_tma_ready(t) for t in (q, k, v))
+    q, k, v = (tma_ready(t) for t in (q, k, v))
     out = torch.empty_like(q)
     q_block, kv_block = [1, 1, config.block_m, head_dim], [1, 1, config.block_n, head_dim]
     _block_sparse_fwd_tma_kernel[grid](

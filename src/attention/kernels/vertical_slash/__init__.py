@@ -12,13 +12,12 @@ from __future__ import annotations
 import torch
 
 from src.attention.kernels.backends import resolve_backend
-from src.attention.kernels.triton_utils import DTYPES, unsupported_device
+from src.attention.kernels.triton_utils import DTYPES, unsupported_attention
 from src.attention.kernels.vertical_slash.layout import PatternTables, pattern_tables, vertical_slash_density
 from src.attention.kernels.vertical_slash.naive import vertical_slash_attention_reference, vertical_slash_token_mask
 from src.attention.kernels.vertical_slash.triton import TileShape, tile_index, vertical_slash_attention_triton
 
 IMPLEMENTATIONS = {"triton": vertical_slash_attention_triton, "torch": vertical_slash_attention_reference}
-TRITON_HEAD_DIMS = (64, 128)
 
 
 def check_inputs(
@@ -41,12 +40,6 @@ def check_inputs(
             raise ValueError(f"{name} is on {index.device} but q is on {q.device}")
 
 
-def triton_unsupported(q: torch.Tensor) -> str | None:
-    """Why the Triton kernel cannot run these inputs, or None."""
-    if q.shape[-1] not in TRITON_HEAD_DIMS:
-        return f"head dim {q.shape[-1]} (allowed: {', '.join(map(str, TRITON_HEAD_DIMS))})"
-    return unsupported_device(q)
-
 
 def vertical_slash_attention(
     q: torch.Tensor,
@@ -67,7 +60,7 @@ def vertical_slash_attention(
     1/sqrt(D).
     """
     check_inputs(q, k, v, vertical_indices, slash_offsets)
-    backend = resolve_backend("vertical-slash attention", backend, q, triton_unsupported(q))
+    backend = resolve_backend("vertical-slash attention", backend, q, unsupported_attention(q))
     return IMPLEMENTATIONS[backend](q, k, v, vertical_indices, slash_offsets, scale=scale)
 
 
@@ -77,7 +70,6 @@ __all__ = [
     "check_inputs",
     "pattern_tables",
     "tile_index",
-    "triton_unsupported",
     "vertical_slash_attention",
     "vertical_slash_attention_reference",
     "vertical_slash_attention_triton",

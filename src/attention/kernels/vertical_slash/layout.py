@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from src.attention.ops import sorted_unique_positions
+
 
 @dataclass(frozen=True)
 class PatternTables:
@@ -38,15 +40,7 @@ def pattern_tables(vertical_indices: torch.Tensor, slash_offsets: torch.Tensor, 
     slash_bits = index_bitmap(slash_offsets, length)
     zero = torch.zeros(*slash_bits.shape[:-1], 1, dtype=torch.int32, device=slash_bits.device)
     slash_prefix = torch.cat([zero, slash_bits.cumsum(-1, dtype=torch.int32)], dim=-1)
-    columns = vertical_indices.long()
-    columns = torch.where((columns >= 0) & (columns < length), columns, length).sort(dim=-1).values
-    if columns.shape[-1] > 1:
-        repeated = columns[..., 1:] == columns[..., :-1]
-        columns[..., 1:] = torch.where(repeated, length, columns[..., 1:])
-        columns = columns.sort(dim=-1).values
-    if columns.shape[-1] == 0:
-        columns = torch.full((*columns.shape[:-1], 1), length, device=columns.device)
-    return PatternTables(columns.to(torch.int32).contiguous(), column_bits, slash_bits, slash_prefix)
+    return PatternTables(sorted_unique_positions(vertical_indices, length), column_bits, slash_bits, slash_prefix)
 
 
 def vertical_slash_density(vertical_indices: torch.Tensor, slash_offsets: torch.Tensor, length: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from src.attention.kernels.triton_utils import LOG2E, dot_precision
+from src.attention.kernels.triton_utils import LOG2E, append_kept, dot_precision, fold_tile
 from src.attention.kernels.vertical_slash.layout import PatternTables, pattern_tables
 
 TileShape = tuple[int, int, int, int]  # query rows, key rows per tile, warps, pipeline stages
@@ -66,14 +66,6 @@ def _slash_span(slash_prefix, q_start, q_end, key_start, live, seq_len, BLOCK_N:
 
 
 @triton.jit
-def _append(row, count, values, keep):
-    """Store the kept values in order at row[count:]; returns the new count."""
-    kept = keep.to(tl.int32)
-    tl.store(row + count + tl.cumsum(kept, 0) - kept, values, mask=keep)
-    return count + tl.sum(kept, 0)
-
-
-@triton.jit
 def _tile_index_kernel(
     Columns,
     SlashPrefix,
@@ -109,7 +101,7 @@ def _tile_index_kernel(
         block = first + offs
         live = block < live_blocks
         crossing, spanned = _slash_span(slash_prefix, q_start, q_end, block * BLOCK_N, live, seq_len, BLOCK_N)
-        count = _append(blocks, count, tl.where(crossing == spanned, -1 - block, block), crossing > 0)
+        count = append_kept(blocks, count, tl.where(crossing == spanned, -1 - block, block), crossing > 0)
     tl.store(BlockCounts + row, count)
 
     columns = Columns + batch_head * num_columns
@@ -120,7 +112,7 @@ def _tile_index_kernel(
         column = tl.load(columns + slot, mask=slot < num_columns, other=seq_len)
         live = column < q_end
         crossing, _ = _slash_span(slash_prefix, q_start, q_end, column - column % BLOCK_N, live, seq_len, BLOCK_N)
-        count = _append(tile_columns, count, column, live & (crossing == 0))
+        count = append_kept(tile_columns, count, column, live & (crossing == 0))
     tl.store(ColumnCounts + row, count)
 
 
@@ -164,15 +156,8 @@ def _attend(
     rows = k_pos.to(tl.int64)[:, None]
     k = tl.load(k_base + rows * stride_kl + offs_d[None, :], mask=rows < seq_len, other=0.0)
     v = tl.load(v_base + rows * stride_vl + offs_d[None, :], mask=rows < seq_len, other=0.0)
-    qk = tl.where(visible, tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(qk, 1))
-    # A row that has seen no visible key yet keeps m = -inf; shift it by 0 instead.
-    m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-    p = tl.math.exp2(qk - m_shift[:, None])
-    alpha = tl.math.exp2(m_i - m_shift)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=DOT_PRECISION)
-    return acc, l_i, m_new
+    qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+    return fold_tile(acc, l_i, m_i, qk, v, visible, qk_scale, True, DOT_PRECISION)
 
 
 @triton.jit
