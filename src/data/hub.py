@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import httpx
 from huggingface_hub import constants, hf_hub_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from src.registry import ConfigError
 
@@ -86,9 +87,17 @@ def source_label(label: str, source: str, local_dir: str | None = None) -> str:
 
 def hub_file(repo_id: str, filename: str) -> Path:
     """Local path of `filename` from the hub dataset repository `repo_id` (downloaded once, cached);
-    offline only the cache is read, without retries, and a file not in it is an error."""
-    offline = offline_reason() is not None
-    return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", local_files_only=offline))
+    offline only the cache is read, without retries, and a file not in it is a ConfigError."""
+    offline = offline_reason()
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", local_files_only=offline is not None))
+    except LocalEntryNotFoundError:
+        if offline is None:
+            raise
+        raise ConfigError(
+            f"{repo_id}/{filename}: offline ({offline}) and not in the local hub cache; use dataset.source=local "
+            f"with dataset.local_dir, or dataset.source=fixture (our small synthetic samples)"
+        ) from None
 
 
 def extracted_zip(archive: Path) -> Path:

@@ -32,6 +32,7 @@ from src.report.scores import headline
 from src.report.stats import Interval, interval, paired_difference
 
 TABLE_NAME = "tradeoff"
+DENSE_SPEED = "dense"  # the speed source of the dense point itself (1.0 by definition)
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class Group:
 
     @property
     def has_speed(self) -> bool:
-        """Whether any point has a measured speedup."""
-        return any(point.speed for point in self.points)
+        """Whether any point other than dense has a measured speedup."""
+        return any(point.speed and point.speed.source != DENSE_SPEED for point in self.points)
 
 
 def _nested(dotted: str, value: Any) -> dict[str, Any]:
@@ -136,12 +137,12 @@ def clean_timing(run: Run, dense: Run | None) -> bool:
 
 def _speed(run: Run, dense: Run | None, benches: list[Bench]) -> Speed | None:
     if run is dense:
-        return Speed(1.0, "dense")
+        return Speed(1.0, DENSE_SPEED)
     return (prefill_speed(run, dense) if clean_timing(run, dense) else None) or ttft_speed(run, benches)  # type: ignore[arg-type]
 
 
 def _speed_note(points: list[Point], dense: Run | None) -> str:
-    sources = sorted({p.speed.source for p in points if p.speed and p.speed.source != "dense"})
+    sources = sorted({p.speed.source for p in points if p.speed and p.speed.source != DENSE_SPEED})
     missing = [p for p in points if p.speed is None]
     shared = sorted({p.run.concurrent_jobs for p in points if p.run.concurrent_jobs > 1})
     reasons = []
