@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 from src.report.cli import run_report
 from src.report.collect import Bench, Run, collect_bench, collect_runs, newest
 from src.report.keys import ComparableSet
-from src.report.paper import METHOD_ORDER, PAPER_DIR, label_tokens, length_label, load_table, method_rank, paper_method, paper_model
+from src.report.paper import PAPER_DIR, label_tokens, length_label, load_table, method_rank, paper_method, paper_model
 from src.report.scores import headline
 from src.report.stats import interval
 from src.report.style import Figure, error_bars, set_digest, length_axis, method_base, method_style, save, series_style, slug
@@ -162,11 +162,13 @@ def ttft_figures(benches: list[Bench], out: Path, paper_dir: Path) -> list[Figur
             print(f"figures: skipped TTFT speedup for {bench.label}: no rows with speedup_vs_sdpa")
             continue
         fig, ax = plt.subplots(figsize=(7, 4.6))
-        lengths = [r["length"] for r in rows]
-        for model, method in sorted({(r["model"], r["method"]) for r in rows}, key=lambda mm: (mm[0], METHOD_ORDER.index(paper_method(mm[1])) if paper_method(mm[1]) in METHOD_ORDER else 99)):
-            points = sorted((r["length"], r["speedup_vs_sdpa"]) for r in rows if (r["model"], r["method"]) == (model, method))
+        models = sorted({r["model"] for r in rows})
+        lengths = [_target(r) for r in rows]
+        for model, method in sorted({(r["model"], r["method"]) for r in rows}, key=lambda mm: (mm[0], method_rank(paper_method(mm[1])))):
+            points = sorted((_target(r), r["speedup_vs_sdpa"]) for r in rows if (r["model"], r["method"]) == (model, method))
             label = paper_method(method)
-            ax.plot(*zip(*points), label=f"{model} {label}", linewidth=1.4, markersize=5, **method_style(label))
+            shown = label if len(models) == 1 else f"{model} {label}"
+            ax.plot(*zip(*points), label=shown, linewidth=1.4, markersize=5, **method_style(label))
         for (model, method), frame in paper.groupby(["model", "method"]):
             points = [(label_tokens(l), s) for l, s in zip(frame["length"], frame["speedup_vs_flashattention"])]
             style = method_style(method)
@@ -175,13 +177,24 @@ def ttft_figures(benches: list[Bench], out: Path, paper_dir: Path) -> list[Figur
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="dense = 1")
         length_axis(ax, lengths)
         ax.set_ylabel("TTFT speedup over dense")
-        ax.set_title(f"Time to first token, {bench.device} ({bench.label})", fontsize=10)
+        ax.set_title(f"Time to first token, {', '.join(models)}, {bench.device}\n({bench.label}; x: target length)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         path = out / f"ttft_speedup_{slug(bench.path.stem)}.png"
         save(fig, path)
-        figures.append(Figure(path, f"TTFT speedup vs length ({bench.device})", (bench.label, str(paper_dir / "ttft_qwen3.csv"))))
+        figures.append(Figure(path, f"TTFT speedup vs length ({bench.device})", (bench.label, repo_path(paper_dir / "ttft_qwen3.csv"))))
     return figures
+
+
+def _target(row: dict[str, object]) -> int:
+    """A TTFT row's target length (the prompt's own token count can fall a little short of it)."""
+    return int(row.get("target_length") or row["length"])  # type: ignore[call-overload]
+
+
+def repo_path(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (index.md stays machine-independent)."""
+    root = PAPER_DIR.parents[1]
+    return str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
 
 
 def ruler_length_figures(runs: list[Run], out: Path, paper_dir: Path) -> list[Figure]:

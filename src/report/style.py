@@ -27,7 +27,7 @@ METHOD_STYLE: dict[str, tuple[str, str]] = dict(zip(METHOD_ORDER, [
     ("#009E73", "D"),   # XAttention
     ("#CC79A7", "P"),   # MeanPooling
     ("#D55E00", "o"),   # PBS-Attn
-    ("#0072B2", "*"),   # PBS-Attn+
+    ("#0072B2", "h"),   # PBS-Attn+
 ]))
 OTHER_STYLE = ("#999999", "x")
 # Series that are not methods (kernels, launch shapes): a qualitative cycle of 10 colours and markers.

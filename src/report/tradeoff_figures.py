@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from src.report.paper import length_label, load_table, paper_model
+from src.report.paper import length_label, load_table, method_rank, paper_model
 from src.report.style import Figure, error_bars, method_base, method_style, save, set_digest, slug
 from src.report.tradeoff import Group, Point, density_of, pareto_front, speedup_of
 
@@ -133,7 +133,8 @@ def tradeoff_figures(groups: list[Group], out: Path, paper_dir: Path) -> list[Fi
         for ax in axes[0]:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, handle)
-        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+        labels = sorted(handles, key=lambda label: (label.startswith(("Pareto", "paper")), method_rank(label)))
+        fig.legend([handles[label] for label in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
         speed = "" if group.has_speed else "\n(density only: no measured speedup, see index)"
         fig.suptitle(f"Accuracy vs prefill cost: {group.title}\n{group.comparable_set.short()}{speed}", fontsize=10)
         path = out / _figure_name(group)
