@@ -74,11 +74,15 @@ class ComparableSet:
         """Samples per run (per context length) in this set."""
         return sum(n for _, n in self.per_task)
 
-    def counts_text(self) -> str:
-        """'20 samples per task' or, when tasks differ, '2-5 samples per task'."""
+    def _per_task(self) -> str:
+        """'20 samples' or, when tasks differ, '2-5 samples'."""
         counts = sorted({n for _, n in self.per_task})
         span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-        return f"{span} sample{'s' if counts[-1] > 1 else ''} per task ({self.samples} per run)"
+        return f"{span} sample{'s' if counts[-1] > 1 else ''}"
+
+    def counts_text(self) -> str:
+        """'20 samples per task (220 per run)'."""
+        return f"{self._per_task()} per task ({self.samples} per run)"
 
     def describe(self) -> str:
         """One line for a table's or figure's header."""
@@ -91,7 +95,7 @@ class ComparableSet:
     def short(self) -> str:
         """A few words naming the set in a figure title."""
         source = " FIXTURE" if self.is_fixture else ""
-        return f"{self.benchmark}{source}, {len(self.tasks)} tasks x {self.counts_text().split(' per task')[0]}"
+        return f"{self.benchmark}{source}, {len(self.tasks)} tasks x {self._per_task()}"
 
 
 def comparable_set(comparison: Mapping[str, Any], dataset: Mapping[str, Any]) -> ComparableSet:

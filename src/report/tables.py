@@ -114,36 +114,50 @@ def _set_title(title: str, aset: ComparableSet) -> str:
     return f"{title} — FIXTURE, not the benchmark" if aset.is_fixture else title
 
 
-def longbench_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
-    """Table 1: LongBench category averages and their mean, per model x method, one table per set."""
-    paper = paper_cells(load_table("table1_longbench", paper_dir), "method", "category", "score")
-    columns = [*(category.column for category in CATEGORIES), "Avg", "density"]
-    notes = [ACCURACY_NOTE, "density: mean computed fraction of causal blocks over the run's samples (ours only)",
-             "* after a score: Avg over fewer than the 6 categories (only those run); no paper difference taken"]
+def run_row_tables(
+    name: str, fixture_name: str, benchmark: str, title: str, columns: list[str], paper: dict[RowKey, dict[str, float]],
+    notes: list[str], runs: list[Run], scores_of: Callable[[Run], tuple[dict[str, Scores], set[str]]],
+) -> list[Comparison]:
+    """A table of one row per run (model x method), one per comparable set: `scores_of(run)` gives
+    each accuracy column's scores and the columns to mark partial; a density column follows."""
 
-    def build(name: str, aset: ComparableSet, members: list[Run]) -> Comparison:
+    def build(table_name: str, aset: ComparableSet, members: list[Run]) -> Comparison:
         ours: dict[RowKey, dict[str, Cell]] = {}
         kept: dict[RowKey, dict[str, Scores]] = {}
         for run, passed in newest_cells(members):
             source = run.source(passed)
-            scores = {category.column: run_scores(run, by_task, lambda row, c=category.name: longbench_category(row["task"]) == c)
-                      for category in CATEGORIES}
-            scores = {column: value for column, value in scores.items() if value.n}
-            complete = len(scores) == len(CATEGORIES)
-            scores["Avg"] = headline(run)
+            scores, partial = scores_of(run)
             key = (run.model, run.method_label)
-            ours[key] = {column: score_cell(value, (source,), partial=column == "Avg" and not complete) for column, value in scores.items()}
+            ours[key] = {column: score_cell(value, (source,), column in partial) for column, value in scores.items()}
             ours[key]["density"] = _density_cell(run, source)
             kept[key] = scores
-        title = _set_title("Table 1: LongBench (category averages, Avg over the 6 categories)", aset)
-        return Comparison(name, title, "method", columns, {} if aset.is_fixture else paper, ours, notes=notes,
-                          set_text=aset.describe(), paired=paired_vs_dense(kept))
+        return Comparison(table_name, _set_title(title, aset), "method", columns, {} if aset.is_fixture else paper, ours,
+                          notes=notes, set_text=aset.describe(), paired=paired_vs_dense(kept))
 
     def empty() -> Comparison:
-        return Comparison("table1_longbench", "Table 1: LongBench (category averages, Avg over the 6 categories)",
-                          "method", columns, paper, {}, notes=notes, set_text="no run of ours on LongBench's own data")
+        return Comparison(name, title, "method", columns, paper, {}, notes=notes, set_text=f"no run of ours on {benchmark}'s own data")
 
-    return per_set("table1_longbench", comparable_sets(runs, "longbench"), build, empty, "fixture_longbench")
+    return per_set(name, comparable_sets(runs, benchmark), build, empty, fixture_name)
+
+
+def longbench_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
+    """Table 1: LongBench category averages and their mean, per model x method, one table per set."""
+
+    def scores_of(run: Run) -> tuple[dict[str, Scores], set[str]]:
+        scores = {category.column: run_scores(run, by_task, lambda row, c=category.name: longbench_category(row["task"]) == c)
+                  for category in CATEGORIES}
+        scores = {column: value for column, value in scores.items() if value.n}
+        partial = set() if len(scores) == len(CATEGORIES) else {"Avg"}
+        return {**scores, "Avg": headline(run)}, partial
+
+    return run_row_tables(
+        "table1_longbench", "fixture_longbench", "longbench", "Table 1: LongBench (category averages, Avg over the 6 categories)",
+        [*(category.column for category in CATEGORIES), "Avg", "density"],
+        paper_cells(load_table("table1_longbench", paper_dir), "method", "category", "score"),
+        [ACCURACY_NOTE, "density: mean computed fraction of causal blocks over the run's samples (ours only)",
+         "* after a score: Avg over fewer than the 6 categories (only those run); no paper difference taken"],
+        runs, scores_of,
+    )
 
 
 def _meta_is(field: str, value: str) -> Callable[[dict[str, Any]], bool]:
@@ -152,33 +166,21 @@ def _meta_is(field: str, value: str) -> Callable[[dict[str, Any]], bool]:
 
 def longbench_v2_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
     """Table 2: LongBench v2 accuracy overall and by difficulty and length, one table per set."""
-    paper = paper_cells(load_table("table2_longbench_v2", paper_dir).assign(column="Overall"), "method", "column", "score")
-    columns = ["Overall", *LONGBENCH_V2_COLUMNS, "density"]
-    notes = [ACCURACY_NOTE, "the paper reports Overall only; its other columns read '—'"]
 
-    def build(name: str, aset: ComparableSet, members: list[Run]) -> Comparison:
-        ours: dict[RowKey, dict[str, Cell]] = {}
-        kept: dict[RowKey, dict[str, Scores]] = {}
-        for run, passed in newest_cells(members):
-            source = run.source(passed)
-            scores = {"Overall": headline(run)}
-            for column, field in LONGBENCH_V2_COLUMNS.items():
-                found = run_scores(run, pooled, _meta_is(field, column))
-                if found.n:
-                    scores[column] = found
-            key = (run.model, run.method_label)
-            ours[key] = {column: score_cell(value, (source,)) for column, value in scores.items()}
-            ours[key]["density"] = _density_cell(run, source)
-            kept[key] = scores
-        title = _set_title("Table 2: LongBench v2 (accuracy x100)", aset)
-        return Comparison(name, title, "method", columns, {} if aset.is_fixture else paper, ours, notes=notes,
-                          set_text=aset.describe(), paired=paired_vs_dense(kept))
+    def scores_of(run: Run) -> tuple[dict[str, Scores], set[str]]:
+        scores = {"Overall": headline(run)}
+        for column, field in LONGBENCH_V2_COLUMNS.items():
+            found = run_scores(run, pooled, _meta_is(field, column))
+            if found.n:
+                scores[column] = found
+        return scores, set()
 
-    def empty() -> Comparison:
-        return Comparison("table2_longbench_v2", "Table 2: LongBench v2 (accuracy x100)", "method", columns, paper, {},
-                          notes=notes, set_text="no run of ours on LongBench v2's own data")
-
-    return per_set("table2_longbench_v2", comparable_sets(runs, "longbench_v2"), build, empty, "fixture_longbench_v2")
+    return run_row_tables(
+        "table2_longbench_v2", "fixture_longbench_v2", "longbench_v2", "Table 2: LongBench v2 (accuracy x100)",
+        ["Overall", *LONGBENCH_V2_COLUMNS, "density"],
+        paper_cells(load_table("table2_longbench_v2", paper_dir).assign(column="Overall"), "method", "column", "score"),
+        [ACCURACY_NOTE, "the paper reports Overall only; its other columns read '—'"], runs, scores_of,
+    )
 
 
 def ruler_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
