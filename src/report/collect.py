@@ -118,11 +118,6 @@ class Run:
         """The device the run measured on."""
         return str(self.info["device"])
 
-    @property
-    def overrides(self) -> dict[str, str]:
-        """The command-line overrides that name the run directory ({} for 'default')."""
-        return parse_overrides(self.path.name)
-
     @cached_property
     def comparison(self) -> dict[str, Any]:
         """The run's comparison record: as recorded, or derived for runs older than the record."""
@@ -248,16 +243,6 @@ class Bench:
     def source(self, model: str, superseded: int = 0) -> Source:
         """This file as the provenance of a table cell about `model`."""
         return Source(self.label or str(self.path), model, self.device, str(self.record["commit"]), superseded)
-
-
-def parse_overrides(name: str) -> dict[str, str]:
-    """Hydra's override_dirname ('method.threshold=0.5,dataset.length=8192') as a dict; a
-    directory name that is not one ('default', or a hand-set run_dir) gives {}."""
-    items = re.split(r",(?![^\[]*\])", name)
-    pairs = [item.split("=", 1) for item in items]
-    if not all(len(pair) == 2 and re.fullmatch(r"[+~]*[\w.-]+", pair[0]) for pair in pairs):
-        return {}
-    return {key.lstrip("+~"): value for key, value in pairs}
 
 
 def summarizer(benchmark: str) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
