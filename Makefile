@@ -24,11 +24,15 @@ test: setup  ## the test suite CI runs (GPU-only tests skip themselves)
 test-fast: setup  ## skip the tests that run the real SmolLM2
 	$(PY) -m pytest -q -m "not slow and not gpu"
 
-tables: setup  ## rebuild the paper tables from results/
-	$(PY) -m src.report.tables
+# Tables and figures read the committed run roots (results/runs/* except local); add others with
+# e.g. `make tables REPORT_ARGS="--runs results/runs/local"`.
+REPORT_ARGS ?=
+
+tables: setup  ## rebuild the paper tables from results/ (one table per comparable set, with 95% intervals)
+	$(PY) -m src.report.tables $(REPORT_ARGS)
 
 figures: setup  ## rebuild the paper figures from results/ (and each results/analysis/*/analysis.json)
-	$(PY) -m src.report.figures
+	$(PY) -m src.report.figures $(REPORT_ARGS)
 	for dir in results/analysis/*/; do \
 		if [ -f "$$dir/analysis.json" ]; then $(PY) -m experiments.analysis_coverage --replot --out "$$dir" || exit 1; fi; \
 	done

@@ -11,14 +11,17 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from src.data.hub import source_label
 from src.registry import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def register_resolvers() -> None:
-    """The resolvers conf/config.yaml uses: `${or:value,default}` (default when value is empty)."""
+    """The resolvers conf/ uses: `${or:value,default}` (default when value is empty) and
+    `${source_label:label,source,local_dir}` (label + '-fixture' when the data is our offline fixture)."""
     OmegaConf.register_new_resolver("or", lambda value, default: value or default, replace=True)
+    OmegaConf.register_new_resolver("source_label", source_label, replace=True)
 
 
 def compose_config(

@@ -15,9 +15,10 @@ from src.attention.integration import install_method
 from src.attention.methods import build_method
 from src.data import DATASETS, Dataset, Sample
 from src.data.base import dataset_params
+from src.data.hub import resolved_source
 from src.eval.generate import generate
 from src.eval.loggers import LOGGERS
-from src.eval.results import SampleLog, rows_frame, write_jsonl, write_summary
+from src.eval.results import SampleLog, comparison_record, rows_frame, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
 from src.attention.stats import StatsRecorder
 from src.metrics import get_metric
@@ -110,8 +111,10 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     for shard_file in run_dir.glob("samples.rank*-of-*.jsonl"):
         shard_file.unlink()
     wanted = {s.id for s in samples}
-    frame = rows_frame([row for row in rows if row["id"] in wanted])
+    scored = [row for row in rows if row["id"] in wanted]
+    frame = rows_frame(scored)
     summary = dataset.summarize(frame)
+    config = OmegaConf.to_container(cfg, resolve=True)
     provenance = {
         "run": str(run_dir),
         "model": loaded.name,
@@ -122,7 +125,8 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         "mean_density": _mean(frame, "density"),
         "mean_prefill_s": _mean(frame, "prefill_s"),
         "mean_input_tokens": _mean(frame, "input_tokens"),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "comparison": comparison_record(config, scored, resolved_source(config["dataset"])),
+        "config": config,
     }
     table = write_summary(run_dir, summary, provenance)
     logger.log_summary(summary, provenance)

@@ -3,11 +3,14 @@
     results/<run>/samples.jsonl   one row per sample
     results/<run>/summary.csv     the benchmark's summary table
     results/<run>/summary.md      the same, as markdown, with the run's provenance
-    results/<run>/run.json        config, commit, model, device, method statistics
+    results/<run>/run.json        config, commit, model, device, method statistics, and the
+                                  `comparison` record: what a number needs to be compared with another
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,21 @@ class SampleLog:
     def append(self, row: dict[str, Any]) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def comparison_record(config: Mapping[str, Any], rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    """What makes this run's numbers comparable with another's, beyond its config (src.report.keys):
+    the benchmark and harness, where the samples came from (`source`: generated, hub, local or
+    fixture, as resolved on the machine that ran it), how many samples each task has, and the seed
+    that drew them (None for benchmarks whose samples are fixed data)."""
+    dataset = config["dataset"]
+    return {
+        "benchmark": dataset["name"],
+        "harness": dataset.get("harness"),
+        "source": source,
+        "samples_per_task": dict(sorted(Counter(str(row["task"]) for row in rows).items())),
+        "seed": dataset.get("seed"),
+    }
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -1,8 +1,13 @@
 """Everything the report reads: one record per run under results/runs, one per benchmark JSON
 under results/bench, each checked so that a broken file stops the report with one clear line.
 
-A run directory is results/runs/<model>/<dataset label>/<method>/<overrides>/ with run.json
-(provenance and config) and samples.jsonl (one scored row per sample).
+A run directory is results/runs/<root>/<model>/<dataset label>/<method>/<overrides>/ with run.json
+(provenance and config) and samples.jsonl (one scored row per sample). The committed roots are
+every folder under results/runs except `local` (git-ignored, where runs land by default), so a
+table built from a checkout shows what the checkout holds; `extra` roots add others on request.
+Each run knows its comparable set and cell (src/report/keys.py): from its run.json's
+`comparison` record, or, for runs written before there was one, derived from its config and rows
+(an `auto` LongBench source is told apart by its sample ids: the fixture's ids are our own).
 """
 from __future__ import annotations
 
@@ -18,12 +23,16 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from src.data import DATASETS
-from src.eval.results import read_jsonl, rows_frame
-from src.report.paper import paper_method
+from src.data.base import dataset_params
+from src.data.hub import GENERATED
+from src.eval.results import comparison_record, read_jsonl, rows_frame
+from src.registry import ConfigError
+from src.report.keys import ComparableSet, MethodConfig, comparable_set, context_length
 
 RUN_KEYS = ("model", "method", "dataset", "device", "commit", "config")
 BENCH_KEYS = ("device", "commit", "rows")
 OVERALL_NAMES = ("avg", "average", "overall", "all")
+UNCOMMITTED_ROOT = "local"
 
 
 def name_key(name: str) -> str:
@@ -90,8 +99,9 @@ class Run:
 
     @property
     def dataset(self) -> str:
-        """The dataset label, e.g. 'ruler-4096'."""
-        return str(self.info["dataset"])
+        """The dataset label, e.g. 'ruler-4096'; a fixture run's label always ends in '-fixture'."""
+        label = str(self.info["dataset"])
+        return f"{label}-fixture" if self.comparable_set.is_fixture and not label.endswith("-fixture") else label
 
     @property
     def benchmark(self) -> str:
@@ -101,24 +111,66 @@ class Run:
     @property
     def length(self) -> int | None:
         """The configured context length (RULER), or None when the dataset has none."""
-        value = self.info["config"]["dataset"].get("length")
-        return int(value) if value is not None else None
+        return context_length(self.info["config"]["dataset"])
 
     @property
-    def overrides(self) -> dict[str, str]:
-        """The command-line overrides that name the run directory ({} for 'default')."""
-        return parse_overrides(self.path.name)
+    def device(self) -> str:
+        """The device the run measured on."""
+        return str(self.info["device"])
+
+    @cached_property
+    def comparison(self) -> dict[str, Any]:
+        """The run's comparison record: as recorded, or derived for runs older than the record."""
+        recorded = self.info.get("comparison")
+        if isinstance(recorded, dict):
+            return recorded
+        return comparison_record(self.info["config"], self.rows, self._derived_source())
+
+    def _derived_source(self) -> str:
+        dataset = self.info["config"]["dataset"]
+        if "source" not in dataset:
+            return GENERATED
+        if dataset["source"] != "auto":
+            return str(dataset["source"])
+        if dataset.get("local_dir"):
+            return "local"
+        try:
+            fixture = DATASETS.build(self.benchmark, {**dataset_params(dataset), "source": "fixture"}).load(None)
+        except (ConfigError, TypeError, ValueError, OSError):
+            return "unknown"
+        return "fixture" if {row["id"] for row in self.rows} <= {sample.id for sample in fixture} else "hub"
+
+    @cached_property
+    def comparable_set(self) -> ComparableSet:
+        """The data this run was measured on (benchmark, source, tasks, samples per task, seed, ...)."""
+        return comparable_set(self.comparison, self.info["config"]["dataset"])
+
+    @cached_property
+    def method_config(self) -> MethodConfig:
+        """The run's method configuration, completed with today's defaults."""
+        return MethodConfig.of(self.info["config"].get("method") or {"name": self.method})
 
     @property
     def variant(self) -> str:
-        """The method's overridden parameters ('threshold=0.5'), '' for the method's defaults."""
-        return ",".join(f"{k.removeprefix('method.')}={v}" for k, v in self.overrides.items() if k.startswith("method."))
+        """The method's parameters that differ from today's defaults ('threshold=0.5'), '' for none."""
+        return self.method_config.variant
 
     @property
     def method_label(self) -> str:
-        """Row label in tables and figures: the paper's method name, plus the overridden parameters if any."""
-        name = paper_method(self.method)
-        return f"{name} [{self.variant}]" if self.variant else name
+        """Row label in tables and figures: the paper's method name, plus the changed parameters if any."""
+        return self.method_config.label
+
+    @property
+    def cell_key(self) -> tuple[str, ComparableSet, int | None, str]:
+        """(model, comparable set, context length, method configuration): what one number is of."""
+        return (self.model, self.comparable_set, self.length, self.method_config.key)
+
+    @property
+    def concurrent_jobs(self) -> int:
+        """How many jobs shared the device while this one ran (`eval.concurrent_jobs`, 1 if not recorded):
+        above 1 its per-sample prefill times are not a clean speed measure."""
+        value = (self.info["config"].get("eval") or {}).get("concurrent_jobs")
+        return int(value) if value else 1
 
     @property
     def mean_density(self) -> float | None:
@@ -193,16 +245,6 @@ class Bench:
         return Source(self.label or str(self.path), model, self.device, str(self.record["commit"]), superseded)
 
 
-def parse_overrides(name: str) -> dict[str, str]:
-    """Hydra's override_dirname ('method.threshold=0.5,dataset.length=8192') as a dict; a
-    directory name that is not one ('default', or a hand-set run_dir) gives {}."""
-    items = re.split(r",(?![^\[]*\])", name)
-    pairs = [item.split("=", 1) for item in items]
-    if not all(len(pair) == 2 and re.fullmatch(r"[+~]*[\w.-]+", pair[0]) for pair in pairs):
-        return {}
-    return {key.lstrip("+~"): value for key, value in pairs}
-
-
 def summarizer(benchmark: str) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
     """The summarize of registered dataset `benchmark`; None when no dataset has that name."""
     if benchmark not in DATASETS.names():
@@ -237,6 +279,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _check_rows(path: Path, rows: list[Any]) -> None:
     if not rows:
         raise ResultsError(f"{path}: no sample rows")
+    seen: set[str] = set()
     for number, row in enumerate(rows, 1):
         if not isinstance(row, dict):
             raise ResultsError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
@@ -246,6 +289,9 @@ def _check_rows(path: Path, rows: list[Any]) -> None:
         score = row["score"]
         if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
             raise ResultsError(f"{path}:{number}: score {score!r} is not a number in [0, 1]")
+        if str(row["id"]) in seen:
+            raise ResultsError(f"{path}:{number}: sample id {row['id']!r} appears twice")
+        seen.add(str(row["id"]))
 
 
 def read_run(run_json: Path, root: Path | None = None) -> Run:
@@ -267,14 +313,27 @@ def read_run(run_json: Path, root: Path | None = None) -> Run:
     except UnicodeDecodeError as err:
         raise ResultsError(f"{samples}: not UTF-8 text ({err.reason})") from None
     _check_rows(samples, rows)
-    label = str(run_json.parent.relative_to(root)) if root else ""
+    label = str(run_json.parent.relative_to(root)) if root else str(run_json.parent)
     return Run(run_json.parent, info, rows, recency(info, run_json), label)
 
 
-def collect_runs(results: Path) -> list[Run]:
-    """Every run under `results`/runs that has a run.json (runs still in progress have none)."""
+def run_roots(results: Path, extra: Iterable[Path] = ()) -> list[Path]:
+    """Where runs are read from: every folder under `results`/runs except `local` (the committed
+    roots, e.g. runs/h200, runs/cpu), then each of `extra` (e.g. runs/local, a sweep's own root)."""
     runs_dir = results / "runs"
-    return [read_run(path, results) for path in sorted(runs_dir.rglob("run.json"))] if runs_dir.is_dir() else []
+    committed = sorted(p for p in runs_dir.iterdir() if p.is_dir() and p.name != UNCOMMITTED_ROOT) if runs_dir.is_dir() else []
+    return [*committed, *(Path(p) for p in extra)]
+
+
+def collect_runs(results: Path, extra: Iterable[Path] = ()) -> list[Run]:
+    """Every run with a run.json (runs still in progress have none) under `run_roots(results, extra)`;
+    each is labelled by its path relative to `results` (or as given, for a root outside it)."""
+    runs = []
+    for root in run_roots(results, extra):
+        for path in sorted(root.rglob("run.json")):
+            base = results if path.is_relative_to(results) else None
+            runs.append(read_run(path, base))
+    return runs
 
 
 def read_bench(path: Path, root: Path | None = None) -> Bench:

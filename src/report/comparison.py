@@ -2,9 +2,12 @@
 laid out as row groups per model, with the difference taken only between the same model and
 method, and written as markdown (footnoted sources) or a flat frame (CSV, LaTeX).
 
-A model the paper ran gets, per row label, the paper's row, ours and 'ours - paper'; any other
-model (e.g. SmolLM2) gets its own group, to be read beside the paper's groups, with no
-difference taken. A cell no result fills reads "not run"; a column the paper does not publish "—".
+A model the paper ran gets, per row label, the paper's row, ours, 'ours - Full (paired)' and
+'ours - paper'; any other model (e.g. SmolLM2) gets its own group, to be read beside the paper's
+groups, with no paper difference taken. A cell no result fills reads "not run"; a column the
+paper does not publish "—". One comparison holds one comparable set of ours (`set_text`, stated
+under its title); an accuracy cell reads "score [95% CI] n=samples", a paired difference to
+dense "+d [CI]", with "*" when its interval excludes 0.
 """
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from typing import Any
 import pandas as pd
 
 from src.report.collect import Source
-from src.report.paper import method_rank, paper_model
+from src.report.paper import METHOD_NAMES, method_rank, paper_model
+from src.report.stats import Interval
 
 NOT_RUN = "not run"
 UNPUBLISHED = "—"
+DENSE = METHOD_NAMES["dense"]
+PAIRED_SOURCE = f"ours - {DENSE} (paired)"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Cell:
     value: float | None
     sources: tuple[Source, ...] = ()
     partial: bool = False
+    interval: Interval | None = None
 
 
 @dataclass
@@ -45,6 +52,9 @@ class Comparison:
     match: Callable[[str], str | None] = paper_model
     order: Callable[[str], Any] = method_rank
     formats: dict[str, str] = field(default_factory=dict)
+    set_text: str = ""
+    paired: dict[tuple[str, str], dict[str, Interval]] = field(default_factory=dict)
+    paper_groups: bool = True
 
 
 @dataclass
@@ -73,11 +83,31 @@ def _paper_row(comp: Comparison, published: dict[str, float]) -> dict[str, str]:
     return {c: _shown(comp, c, published[c]) if c in published else UNPUBLISHED for c in comp.columns}
 
 
+def with_interval(value: str, interval: Interval, sign: str = "") -> str:
+    """'35.00 [19.1, 52.3] n=11' (or '35.00 n=1': no interval from one sample)."""
+    if interval.low is None or interval.high is None:
+        return f"{value} n={interval.n}"
+    return f"{value} [{interval.low:{sign}.1f}, {interval.high:{sign}.1f}] n={interval.n}"
+
+
+def _our_cell(comp: Comparison, column: str, cell: Cell | None) -> str:
+    if cell is None or cell.value is None:
+        return NOT_RUN
+    shown = _shown(comp, column, cell.value) + ("*" if cell.partial else "")
+    return with_interval(shown, cell.interval) if cell.interval else shown
+
+
 def _our_row(comp: Comparison, cells: dict[str, Cell]) -> dict[str, str]:
-    return {
-        c: NOT_RUN if cells.get(c) is None or cells[c].value is None else _shown(comp, c, cells[c].value) + ("*" if cells[c].partial else "")
-        for c in comp.columns
-    }
+    return {c: _our_cell(comp, c, cells.get(c)) for c in comp.columns}
+
+
+def paired_text(difference: Interval) -> str:
+    """'+3.03 [-9.1, +15.2] n=11', with '*' appended when the interval excludes 0."""
+    return with_interval(f"{difference.value:+.2f}", difference, "+") + ("*" if difference.excludes_zero else "")
+
+
+def _paired_row(comp: Comparison, differences: dict[str, Interval]) -> dict[str, str]:
+    return {c: paired_text(differences[c]) if c in differences else "" for c in comp.columns}
 
 
 def _diff_row(comp: Comparison, cells: dict[str, Cell], published: dict[str, float]) -> dict[str, str]:
@@ -103,6 +133,8 @@ def _group_rows(comp: Comparison, paper_model_name: str | None, models: list[str
         for model in models:
             cells = comp.ours.get((model, label), {})
             add(model, "ours", label, _our_row(comp, cells), tuple(dict.fromkeys(s for cell in cells.values() for s in cell.sources)))
+            if comp.paired.get((model, label)):
+                add(model, PAIRED_SOURCE, label, _paired_row(comp, comp.paired[(model, label)]))
             diff = _diff_row(comp, cells, published) if published is not None else {}
             if any(diff.values()):
                 add(model, "ours - paper", label, diff)
@@ -121,11 +153,13 @@ def layout(comp: Comparison) -> list[Group]:
     groups = []
     for pm in paper_models:
         mine = [m for m in our_models if comp.match(m) == pm]
+        if not mine and not comp.paper_groups:
+            continue
         labels = {label for model, label in comp.paper if model == pm} | {label for model, label in comp.ours if model in mine}
         groups.append(_group_rows(comp, pm, mine, sorted(labels, key=comp.order)))
     for model in our_models:
         if comp.match(model) not in paper_models:
-            labels = all_paper_labels | {label for m, label in comp.ours if m == model}
+            labels = (all_paper_labels if comp.paper_groups else set()) | {label for m, label in comp.ours if m == model}
             groups.append(_group_rows(comp, None, [model], sorted(labels, key=comp.order)))
     return groups
 
@@ -149,7 +183,7 @@ def frames(comp: Comparison) -> tuple[list[tuple[str, pd.DataFrame]], pd.DataFra
         refs = ["".join(f"[{numbers[s]}]" for s in cited) for cited in group.sources]
         texts = [" | ".join(s.describe() for s in cited) for cited in group.sources]
         shown.append((group.title, pd.DataFrame([{**row, "provenance": ref} for row, ref in zip(group.rows, refs)])))
-        flat += [{**row, "provenance": text} for row, text in zip(group.rows, texts)]
+        flat += [{**({"set": comp.set_text} if comp.set_text else {}), **row, "provenance": text} for row, text in zip(group.rows, texts)]
     return shown, pd.DataFrame(flat), numbers
 
 
@@ -157,6 +191,8 @@ def to_markdown(comp: Comparison) -> str:
     """The comparison as a markdown section: notes, one table per model group, then the sources."""
     shown, _, numbers = frames(comp)
     parts = [f"## {comp.title}", ""]
+    if comp.set_text:
+        parts += [f"**Set:** {comp.set_text}", ""]
     parts += [f"- {note}" for note in comp.notes] + [""]
     for title, frame in shown:
         parts += [f"### {title}", "", frame.to_markdown(index=False, disable_numparse=True), ""]

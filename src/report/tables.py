@@ -1,11 +1,16 @@
 """`make tables`: the paper's Tables 1, 2, 3, 5, 7 and its TTFT speedups, with our runs beside them.
 
-    python -m src.report.tables [--results results] [--out results/tables] [--paper results/paper]
+    python -m src.report.tables [--results results] [--out results/tables] [--paper results/paper] [--runs DIR ...]
 
-Each builder below fills one `Comparison` (src/report/comparison.py: row groups per model, the
-difference only for the same model) from our runs and benchmark files. Every cell of ours lists
-its source run (model, device, commit) in the footnotes; when several runs fill one cell the
-newest (run.json time) is shown and the footnote says how many were passed over.
+Runs are read from the committed roots only (results/runs/<device>/..., never the git-ignored
+results/runs/local) unless --runs adds a root. They are split into comparable sets
+(src/report/keys.py: benchmark, harness, source, tasks, samples per task, seed, ...): each set is
+a table of its own, headed by what it is, so a 1-task smoke run can never stand in an 11-task
+run's cell; within a set the newest result of a cell wins and its footnote says how many older
+ones it passed over. Every accuracy cell shows its score, 95% bootstrap interval and sample count
+(src/report/stats.py); a method's row is followed by its paired difference to Full (dense) on
+the samples both ran, '*' marking an interval that excludes 0. Runs on our offline LongBench
+fixtures only ever appear in tables of their own (fixture_longbench*), never as LongBench scores.
 """
 from __future__ import annotations
 
@@ -14,15 +19,21 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from src.attention.plan import causal_block_count
 from src.data.longbench_prompts import CATEGORIES
 from src.report.cli import run_report
-from src.report.collect import Bench, Run, Source, collect_bench, collect_runs, name_key, newest
-from src.report.comparison import Cell, Comparison, frames, paper_cells, to_latex, to_markdown
+from src.report.collect import Bench, Run, Source, collect_bench, collect_runs, newest, run_roots
+from src.report.comparison import DENSE, Cell, Comparison, frames, paper_cells, to_latex, to_markdown
+from src.report.keys import ComparableSet
 from src.report.paper import PAPER_DIR, label_tokens, length_label, load_table, paper_method, paper_model
+from src.report.scores import by_task, headline, longbench_category, pooled, pooled_lengths, run_scores
+from src.report.stats import Interval, Scores, interval, paired_difference
+from src.report.tradeoff import TABLE_NAME, tradeoff_groups, tradeoff_markdown
 
 PAPER_BLOCK, PAPER_SEGMENT, LLAMA_SHAPES = 128, 256, (32, 8, 128)
-LONGBENCH_V2_COLUMNS = ("Overall", "Easy", "Hard", "Short", "Medium", "Long")
+LONGBENCH_V2_COLUMNS = {"Easy": "difficulty", "Hard": "difficulty", "Short": "length", "Medium": "length", "Long": "length"}
 BLOCK_COLUMNS = {"total_causal_blocks": "total causal blocks", "without_perm": "w/o perm", "with_perm": "w/ perm", "reduction_pct": "reduction %"}
 BREAKDOWN_COLUMNS = {
     "flashattention_ms": "SDPA ms",
@@ -33,6 +44,10 @@ BREAKDOWN_COLUMNS = {
     "overhead_pct": "overhead %",
     "speedup": "speedup",
 }
+ACCURACY_NOTE = ("ours: score x100 [95% bootstrap interval over samples] n=samples; 'ours - Full (paired)': the "
+                 "method minus Full on the samples both ran, paired bootstrap interval, * = interval excludes 0")
+
+RowKey = tuple[str, str]
 
 
 def length_order(label: str) -> tuple[int, str]:
@@ -40,82 +55,168 @@ def length_order(label: str) -> tuple[int, str]:
     return (label_tokens(label.split(" ")[0]) or 0, label)
 
 
-def _runs_of(runs: Iterable[Run], benchmark: str) -> list[Run]:
-    return [run for run in runs if run.benchmark == benchmark]
+def comparable_sets(runs: Iterable[Run], benchmark: str) -> list[tuple[ComparableSet, list[Run]]]:
+    """`benchmark`'s runs by comparable set: the benchmark's own data before our fixture, then the
+    sets with more samples first."""
+    grouped: dict[ComparableSet, list[Run]] = {}
+    for run in runs:
+        if run.benchmark == benchmark:
+            grouped.setdefault(run.comparable_set, []).append(run)
+    return sorted(grouped.items(), key=lambda item: (item[0].is_fixture, -item[0].samples, item[0].describe()))
 
 
-def _newest_runs(runs: Iterable[Run], key: Callable[[Run], Any]) -> dict[Any, tuple[Run, int]]:
-    return newest(runs, key, lambda run: run.recency)
+def newest_cells(runs: Iterable[Run]) -> list[tuple[Run, int]]:
+    """The newest run of each cell (model, set, length, method configuration), with how many it passed over."""
+    return list(newest(runs, lambda run: run.cell_key, lambda run: run.recency).values())
+
+
+def score_cell(scores: Scores, sources: tuple[Source, ...], partial: bool = False) -> Cell:
+    """An accuracy cell: the scores' number with its bootstrap interval."""
+    found: Interval = interval(scores)
+    return Cell(found.value, sources, partial, found)
 
 
 def _density_cell(run: Run, source: Source) -> Cell:
     return Cell(run.mean_density, (source,))
 
 
-def longbench_table(runs: list[Run], paper_dir: Path) -> Comparison:
-    """Table 1: LongBench category averages and their mean, per model x method."""
-    ours = {}
-    for key, (run, passed) in _newest_runs(_runs_of(runs, "longbench"), lambda r: (r.model, r.method_label)).items():
-        source = run.source(passed)
-        cells = {}
-        for category in CATEGORIES:
-            cells[category.column] = Cell(run.scores.get(name_key(category.name)), (source,))
-        present = [c.value for c in cells.values() if c.value is not None]
-        complete = len(present) == len(CATEGORIES)
-        overall = next((run.scores[n] for n in ("avg", "average", "overall") if n in run.scores), None)
-        average = overall if overall is not None else (statistics.fmean(present) if present else None)
-        cells["Avg"] = Cell(average, (source,), partial=not complete)
-        cells["density"] = _density_cell(run, source)
-        ours[key] = cells
-    return Comparison(
-        "table1_longbench", "Table 1: LongBench (category averages, Avg over the 6 categories)", "method",
+def paired_vs_dense(scores: dict[RowKey, dict[str, Scores]]) -> dict[RowKey, dict[str, Interval]]:
+    """Each non-dense row's paired difference to the same model's Full row, per column both have."""
+    paired: dict[RowKey, dict[str, Interval]] = {}
+    for (model, label), columns in scores.items():
+        dense = scores.get((model, DENSE))
+        if label == DENSE or not dense:
+            continue
+        differences = {c: paired_difference(s, dense[c]) for c, s in columns.items() if c in dense}
+        found = {c: d for c, d in differences.items() if d is not None}
+        if found:
+            paired[(model, label)] = found
+    return paired
+
+
+def per_set(
+    name: str, sets: list[tuple[ComparableSet, list[Run]]], build: Callable[[str, ComparableSet, list[Run]], Comparison],
+    empty: Callable[[], Comparison], fixture_name: str | None = None,
+) -> list[Comparison]:
+    """One comparison per set (fixture sets under `fixture_name`), the paper-only one when there is no set
+    of the benchmark's own data; the paper's groups of models we did not run appear in the first only."""
+    comparisons = [build(fixture_name if aset.is_fixture and fixture_name else name, aset, members) for aset, members in sets]
+    if not any(comp.name == name for comp in comparisons):
+        comparisons.insert(0, empty())
+    seen: set[str] = set()
+    for comp in comparisons:
+        comp.paper_groups = comp.name not in seen
+        seen.add(comp.name)
+    return comparisons
+
+
+def _set_title(title: str, aset: ComparableSet) -> str:
+    return f"{title} — FIXTURE, not the benchmark" if aset.is_fixture else title
+
+
+def run_row_tables(
+    name: str, fixture_name: str, benchmark: str, title: str, columns: list[str], paper: dict[RowKey, dict[str, float]],
+    notes: list[str], runs: list[Run], scores_of: Callable[[Run], tuple[dict[str, Scores], set[str]]],
+) -> list[Comparison]:
+    """A table of one row per run (model x method), one per comparable set: `scores_of(run)` gives
+    each accuracy column's scores and the columns to mark partial; a density column follows."""
+
+    def build(table_name: str, aset: ComparableSet, members: list[Run]) -> Comparison:
+        ours: dict[RowKey, dict[str, Cell]] = {}
+        kept: dict[RowKey, dict[str, Scores]] = {}
+        for run, passed in newest_cells(members):
+            source = run.source(passed)
+            scores, partial = scores_of(run)
+            key = (run.model, run.method_label)
+            ours[key] = {column: score_cell(value, (source,), column in partial) for column, value in scores.items()}
+            ours[key]["density"] = _density_cell(run, source)
+            kept[key] = scores
+        return Comparison(table_name, _set_title(title, aset), "method", columns, {} if aset.is_fixture else paper, ours,
+                          notes=notes, set_text=aset.describe(), paired=paired_vs_dense(kept))
+
+    def empty() -> Comparison:
+        return Comparison(name, title, "method", columns, paper, {}, notes=notes, set_text=f"no run of ours on {benchmark}'s own data")
+
+    return per_set(name, comparable_sets(runs, benchmark), build, empty, fixture_name)
+
+
+def longbench_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
+    """Table 1: LongBench category averages and their mean, per model x method, one table per set."""
+
+    def scores_of(run: Run) -> tuple[dict[str, Scores], set[str]]:
+        scores = {category.column: run_scores(run, by_task, lambda row, c=category.name: longbench_category(row["task"]) == c)
+                  for category in CATEGORIES}
+        scores = {column: value for column, value in scores.items() if value.n}
+        partial = set() if len(scores) == len(CATEGORIES) else {"Avg"}
+        return {**scores, "Avg": headline(run)}, partial
+
+    return run_row_tables(
+        "table1_longbench", "fixture_longbench", "longbench", "Table 1: LongBench (category averages, Avg over the 6 categories)",
         [*(category.column for category in CATEGORIES), "Avg", "density"],
-        paper_cells(load_table("table1_longbench", paper_dir), "method", "category", "score"), ours,
-        notes=["scores x100; density: mean computed fraction of causal blocks over the run's samples (ours only)",
-               "* Avg over fewer than the 6 categories (only those run); no difference taken"],
+        paper_cells(load_table("table1_longbench", paper_dir), "method", "category", "score"),
+        [ACCURACY_NOTE, "density: mean computed fraction of causal blocks over the run's samples (ours only)",
+         "* after a score: Avg over fewer than the 6 categories (only those run); no paper difference taken"],
+        runs, scores_of,
     )
 
 
-def longbench_v2_table(runs: list[Run], paper_dir: Path) -> Comparison:
-    """Table 2: LongBench v2 accuracy overall and by difficulty and length, per model x method."""
-    ours = {}
-    for key, (run, passed) in _newest_runs(_runs_of(runs, "longbench_v2"), lambda r: (r.model, r.method_label)).items():
-        source = run.source(passed)
-        cells = {c: Cell(run.scores.get(name_key(c)), (source,)) for c in LONGBENCH_V2_COLUMNS}
-        cells["Overall"] = Cell(run.overall, (source,))
-        cells["density"] = _density_cell(run, source)
-        ours[key] = cells
-    paper = load_table("table2_longbench_v2", paper_dir).assign(column="Overall")
-    return Comparison(
-        "table2_longbench_v2", "Table 2: LongBench v2 (accuracy x100)", "method",
-        [*LONGBENCH_V2_COLUMNS, "density"], paper_cells(paper, "method", "column", "score"), ours,
-        notes=["the paper reports Overall only; its other columns read '—'"],
+def _meta_is(field: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda row: str((row.get("meta") or {}).get(field, "")).lower() == value.lower()
+
+
+def longbench_v2_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
+    """Table 2: LongBench v2 accuracy overall and by difficulty and length, one table per set."""
+
+    def scores_of(run: Run) -> tuple[dict[str, Scores], set[str]]:
+        scores = {"Overall": headline(run)}
+        for column, field in LONGBENCH_V2_COLUMNS.items():
+            found = run_scores(run, pooled, _meta_is(field, column))
+            if found.n:
+                scores[column] = found
+        return scores, set()
+
+    return run_row_tables(
+        "table2_longbench_v2", "fixture_longbench_v2", "longbench_v2", "Table 2: LongBench v2 (accuracy x100)",
+        ["Overall", *LONGBENCH_V2_COLUMNS, "density"],
+        paper_cells(load_table("table2_longbench_v2", paper_dir).assign(column="Overall"), "method", "column", "score"),
+        [ACCURACY_NOTE, "the paper reports Overall only; its other columns read '—'"], runs, scores_of,
     )
 
 
-def ruler_table(runs: list[Run], paper_dir: Path) -> Comparison:
-    """Table 3: RULER average score per context length and over lengths, plus mean density."""
+def ruler_tables(runs: list[Run], paper_dir: Path) -> list[Comparison]:
+    """Table 3: RULER average score per context length and over lengths, plus mean density; one table per set."""
     paper = paper_cells(load_table("table3_ruler", paper_dir), "method", "length", "score")
     paper_lengths = sorted({c for cells in paper.values() for c in cells if c != "Avg"}, key=length_order)
-    chosen = _newest_runs([r for r in _runs_of(runs, "ruler") if r.length], lambda r: (r.model, r.method_label, length_label(r.length)))
-    ours: dict[tuple[str, str], dict[str, Cell]] = {}
-    densities: dict[tuple[str, str], list[float]] = {}
-    for (model, label, length), (run, passed) in chosen.items():
-        ours.setdefault((model, label), {})[length] = Cell(run.overall, (run.source(passed),))
-        if run.mean_density is not None:
-            densities.setdefault((model, label), []).append(run.mean_density)
-    for key, cells in ours.items():
-        sources = tuple(s for cell in cells.values() for s in cell.sources)
-        values = [cell.value for cell in cells.values() if cell.value is not None]
-        cells["Avg"] = Cell(statistics.fmean(values), sources, partial=set(cells) != set(paper_lengths))
-        cells["density"] = Cell(statistics.fmean(densities[key]) if key in densities else None, sources)
-    lengths = sorted(set(paper_lengths) | {c for cells in ours.values() for c in cells if c not in ("Avg", "density")}, key=length_order)
-    return Comparison(
-        "table3_ruler", "Table 3: RULER (average over tasks, x100) per context length", "method",
-        [*lengths, "Avg", "density"], paper, ours,
-        notes=["density: mean computed fraction of causal blocks, averaged over the lengths run (ours only)",
-               f"* Avg over the lengths run, not exactly the paper's {', '.join(paper_lengths)}; no difference taken"],
-    )
+    notes = [ACCURACY_NOTE,
+             "Avg: over the lengths run, each length weighted equally, its interval resampling all of their samples",
+             "density: mean computed fraction of causal blocks, averaged over the lengths run (ours only)",
+             f"* after a score: Avg over the lengths run, not exactly the paper's {', '.join(paper_lengths)}; no difference taken"]
+
+    def build(name: str, aset: ComparableSet, members: list[Run]) -> Comparison:
+        by_row: dict[RowKey, dict[str, tuple[Run, int]]] = {}
+        for run, passed in newest_cells(r for r in members if r.length):
+            by_row.setdefault((run.model, run.method_label), {})[length_label(run.length)] = (run, passed)  # type: ignore[arg-type]
+        ours: dict[RowKey, dict[str, Cell]] = {}
+        kept: dict[RowKey, dict[str, Scores]] = {}
+        for key, chosen in by_row.items():
+            sources = {length: run.source(passed) for length, (run, passed) in chosen.items()}
+            scores = {length: headline(run) for length, (run, _) in chosen.items()}
+            scores["Avg"] = pooled_lengths(((length, run) for length, (run, _) in chosen.items()), by_task)
+            cells = {length: score_cell(scores[length], (sources[length],)) for length in chosen}
+            cells["Avg"] = score_cell(scores["Avg"], tuple(sources.values()), partial=set(chosen) != set(paper_lengths))
+            densities = [run.mean_density for run, _ in chosen.values() if run.mean_density is not None]
+            cells["density"] = Cell(statistics.fmean(densities) if densities else None, tuple(sources.values()))
+            ours[key], kept[key] = cells, scores
+        lengths = sorted(set(paper_lengths) | {c for cells in ours.values() for c in cells if c not in ("Avg", "density")}, key=length_order)
+        return Comparison(name, "Table 3: RULER (average over tasks, x100) per context length", "method",
+                          [*lengths, "Avg", "density"], paper, ours, notes=notes, set_text=aset.describe(),
+                          paired=paired_vs_dense(kept))
+
+    def empty() -> Comparison:
+        return Comparison("table3_ruler", "Table 3: RULER (average over tasks, x100) per context length", "method",
+                          [*paper_lengths, "Avg", "density"], paper, {}, notes=notes, set_text="no RULER run of ours")
+
+    return per_set("table3_ruler", comparable_sets(runs, "ruler"), build, empty)
 
 
 def _block_counts(run: Run) -> tuple[float, float] | None:
@@ -154,21 +255,39 @@ def _bench_row(bench: Bench, length: int, *names: str) -> dict[str, Any] | None:
     return next((rows[n] for n in names if n in rows), None)
 
 
-def selected_blocks_table(runs: list[Run], benches: list[Bench], paper_dir: Path) -> Comparison:
+def selected_blocks_tables(runs: list[Run], benches: list[Bench], paper_dir: Path) -> list[Comparison]:
     """Table 5: selected causal blocks without (MeanPooling) and with (PBS) permutation per context,
-    from RULER runs of both methods and from kernel-benchmark method rows."""
-    ours: dict[tuple[str, str], dict[str, Cell]] = {}
-    candidates = [r for r in _runs_of(runs, "ruler") if r.method in ("meanpooling", "pbs") and not r.variant and r.length]
-    chosen = _newest_runs(candidates, lambda r: (r.model, r.method, r.length, r.info["config"].get("method", {}).get("block_size")))
-    for (model, method, length, block), (mean_run, passed) in chosen.items():
-        if method != "meanpooling" or (model, "pbs", length, block) not in chosen:
-            continue
-        pbs_run, pbs_passed = chosen[(model, "pbs", length, block)]
-        without, with_perm = _block_counts(mean_run), _block_counts(pbs_run)
-        if without is None or with_perm is None:
-            continue
-        label = length_label(length) + ("" if block == PAPER_BLOCK else f" (B={block})")
-        ours[(model, label)] = _blocks_cells(without[0], without[1], with_perm[1], (mean_run.source(passed), pbs_run.source(pbs_passed)))
+    from RULER runs of both methods at their defaults (one table per set) and from kernel-benchmark method rows."""
+    paper = load_table("table5_selected_blocks", paper_dir).assign(model="Llama-3.1-8B")
+    long = paper.melt(id_vars=["model", "context"], value_vars=list(BLOCK_COLUMNS), var_name="column")
+    long["column"] = long["column"].map(BLOCK_COLUMNS)
+    published = paper_cells(long, "context", "column", "value")
+    notes = ["ours from runs: mean per sample of density x causal blocks of its prompt, MeanPooling (w/o) vs PBS (w/) at the same length and block size",
+             "ours from the kernel bench: method-row density x causal blocks of the length, one attention layer",
+             "the paper counts a Llama-3.1-8B layer on real prompts; kernel-bench rows use other inputs, so no difference is taken"]
+    formats = {"total causal blocks": ".0f", "w/o perm": ".0f", "w/ perm": ".0f", "reduction %": ".1f"}
+    title = "Table 5: selected causal blocks without vs with permutation (B=128, threshold 0.9)"
+
+    def comparison(ours: dict[RowKey, dict[str, Cell]], set_text: str, match: Callable[[str], str | None] = paper_model) -> Comparison:
+        return Comparison("table5_selected_blocks", title, "context", list(BLOCK_COLUMNS.values()), published, ours,
+                          notes=notes, match=match, order=length_order, formats=formats, set_text=set_text)
+
+    comparisons = []
+    for aset, members in comparable_sets(runs, "ruler"):
+        candidates = [r for r in members if r.method in ("meanpooling", "pbs") and not r.variant and r.length]
+        chosen = newest(candidates, lambda r: (r.model, r.method, r.length, r.method_config.params.get("block_size")), lambda r: r.recency)
+        ours: dict[RowKey, dict[str, Cell]] = {}
+        for (model, method, length, block), (mean_run, passed) in chosen.items():
+            if method != "meanpooling" or (model, "pbs", length, block) not in chosen:
+                continue
+            pbs_run, pbs_passed = chosen[(model, "pbs", length, block)]
+            without, with_perm = _block_counts(mean_run), _block_counts(pbs_run)
+            if without is None or with_perm is None:
+                continue
+            label = length_label(length) + ("" if block == PAPER_BLOCK else f" (B={block})")
+            ours[(model, label)] = _blocks_cells(without[0], without[1], with_perm[1], (mean_run.source(passed), pbs_run.source(pbs_passed)))
+        if ours:
+            comparisons.append(comparison(ours, aset.describe()))
     bench_groups = set()
     items = []
     for bench in benches:
@@ -181,22 +300,17 @@ def selected_blocks_table(runs: list[Run], benches: list[Bench], paper_dir: Path
             pbs_row = _bench_row(bench, length, "method:pbs:head", "method:pbs")
             if mean_row and pbs_row and mean_row.get("density") is not None and pbs_row.get("density") is not None:
                 items.append((bench, group, length, mean_row["density"], pbs_row["density"]))
+    bench_cells: dict[RowKey, dict[str, Cell]] = {}
     for (group, length), ((bench, _, _, without, with_perm), passed) in newest(items, lambda i: (i[1], i[2]), lambda i: i[0].recency).items():
         bench_groups.add(group)
         total = causal_block_count(length, bench.args.get("block", PAPER_BLOCK))
-        ours[(group, length_label(length))] = _blocks_cells(total, without * total, with_perm * total, (bench.source(group, passed),))
-    paper = load_table("table5_selected_blocks", paper_dir).assign(model="Llama-3.1-8B")
-    long = paper.melt(id_vars=["model", "context"], value_vars=list(BLOCK_COLUMNS), var_name="column")
-    long["column"] = long["column"].map(BLOCK_COLUMNS)
-    return Comparison(
-        "table5_selected_blocks", "Table 5: selected causal blocks without vs with permutation (B=128, threshold 0.9)", "context",
-        list(BLOCK_COLUMNS.values()), paper_cells(long, "context", "column", "value"), ours,
-        notes=["ours from runs: mean per sample of density x causal blocks of its prompt, MeanPooling (w/o) vs PBS (w/) at the same length and block size",
-               "ours from the kernel bench: method-row density x causal blocks of the length, one attention layer",
-               "the paper counts a Llama-3.1-8B layer on real prompts; kernel-bench rows use other inputs, so no difference is taken"],
-        match=lambda g: None if g in bench_groups else paper_model(g), order=length_order,
-        formats={"total causal blocks": ".0f", "w/o perm": ".0f", "w/ perm": ".0f", "reduction %": ".1f"},
-    )
+        bench_cells[(group, length_label(length))] = _blocks_cells(total, without * total, with_perm * total, (bench.source(group, passed),))
+    if bench_cells or not comparisons:
+        comparisons.append(comparison(bench_cells, "kernel benchmark files (results/bench), one attention layer",
+                                      lambda g: None if g in bench_groups else paper_model(g)))
+    for number, comp in enumerate(comparisons):
+        comp.paper_groups = number == 0
+    return comparisons
 
 
 def breakdown_table(benches: list[Bench], paper_dir: Path) -> Comparison:
@@ -252,35 +366,51 @@ def ttft_table(benches: list[Bench], paper_dir: Path) -> Comparison:
     )
 
 
-def build_tables(results: Path, paper_dir: Path = PAPER_DIR) -> list[Comparison]:
-    """Every comparison table from the runs and benchmarks under `results`."""
-    runs = collect_runs(results)
-    benches = collect_bench(results)
+def comparisons(runs: list[Run], benches: list[Bench], paper_dir: Path = PAPER_DIR) -> list[Comparison]:
+    """Every comparison table (each set of a table its own comparison) from these runs and benchmarks."""
     return [
-        longbench_table(runs, paper_dir),
-        longbench_v2_table(runs, paper_dir),
-        ruler_table(runs, paper_dir),
-        selected_blocks_table(runs, benches, paper_dir),
+        *longbench_tables(runs, paper_dir),
+        *longbench_v2_tables(runs, paper_dir),
+        *ruler_tables(runs, paper_dir),
+        *selected_blocks_tables(runs, benches, paper_dir),
         breakdown_table(benches, paper_dir),
         ttft_table(benches, paper_dir),
     ]
 
 
-def write_tables(results: Path, out: Path, paper_dir: Path = PAPER_DIR) -> list[Path]:
-    """Write <name>.md, .csv and .tex per table and tables.md with all of them; return the paths."""
+def build_tables(results: Path, paper_dir: Path = PAPER_DIR, extra_runs: Iterable[Path] = ()) -> list[Comparison]:
+    """Every comparison table from the runs (committed roots plus `extra_runs`) and benchmarks under `results`."""
+    return comparisons(collect_runs(results, extra_runs), collect_bench(results), paper_dir)
+
+
+def write_tables(results: Path, out: Path, paper_dir: Path = PAPER_DIR, extra_runs: Iterable[Path] = ()) -> list[Path]:
+    """Write <name>.md, .csv and .tex per table (every set of one table in the same files), the
+    accuracy-vs-cost table (tradeoff.md, .csv) and tables.md with all of them; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
+    runs, benches = collect_runs(results, extra_runs), collect_bench(results)
+    by_name: dict[str, list[Comparison]] = {}
+    for comp in comparisons(runs, benches, paper_dir):
+        by_name.setdefault(comp.name, []).append(comp)
     written, sections = [], []
-    for comp in build_tables(results, paper_dir):
-        markdown = to_markdown(comp)
-        _, flat, _ = frames(comp)
+    for name, comps in by_name.items():
+        markdown = "\n".join(to_markdown(comp) for comp in comps)
+        flats = [(comp, frames(comp)[1]) for comp in comps]
         sections.append(markdown)
-        paths = (out / f"{comp.name}.md", out / f"{comp.name}.csv", out / f"{comp.name}.tex")
+        paths = (out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex")
         paths[0].write_text(markdown)
-        flat.to_csv(paths[1], index=False)
-        paths[2].write_text(to_latex(flat, comp.title) if len(flat) else "")
+        pd.concat([flat for _, flat in flats], ignore_index=True).to_csv(paths[1], index=False)
+        paths[2].write_text("\n".join(to_latex(flat, f"{comp.title} ({comp.set_text})" if comp.set_text else comp.title)
+                                      for comp, flat in flats if len(flat)))
         written += paths
+    markdown, flat = tradeoff_markdown(tradeoff_groups(runs, benches))
+    sections.append(markdown)
+    paths = (out / f"{TABLE_NAME}.md", out / f"{TABLE_NAME}.csv")
+    paths[0].write_text(markdown)
+    flat.to_csv(paths[1], index=False)
+    written += paths
     index = out / "tables.md"
-    index.write_text(f"# Paper vs ours (from {results})\n\n" + "\n".join(sections))
+    roots = ", ".join(str(root) for root in run_roots(results, extra_runs))
+    index.write_text(f"# Paper vs ours (runs from {roots or 'no run root'})\n\n" + "\n".join(sections))
     return [index, *written]
 
 

@@ -34,7 +34,9 @@ EXPECTED = {
     "ablation_threshold": ("pbs", "longbench", "llama3.1-8b"),
     "ablation_gqa_permutation": ("pbs", "longbench", "llama3.1-8b"),
     "embedded_sweep": ("pbs", "ruler", "smollm2-135m-instruct"),
+    "compare": ("dense", "ruler", "smollm2-135m-instruct"),
 }
+COMPARE_POINTS = {p.stem for p in (CONF_DIR / "compare").glob("*.yaml")}
 # experiment -> keys its sweep must vary, and values some of them must cover
 SWEEPS = {
     "paper_table1": {"model": PAPER_MODELS, "method": PAPER_METHODS},
@@ -49,6 +51,7 @@ SWEEPS = {
     "ablation_threshold": {"method.threshold": {"0.9"}},
     "ablation_gqa_permutation": {"method.gqa_permutation": {"head", "group"}},
     "embedded_sweep": {"method.segment_size": set(), "method.block_size": set()},
+    "compare": {"+compare": COMPARE_POINTS},
 }
 # keys that do not touch the method: held at one value when jobs are expanded, and checked per
 # model against the model's max_length instead
@@ -142,8 +145,25 @@ def test_every_job_of_the_sweep_is_valid(name: str) -> None:
 def test_sweep_size(name: str) -> None:
     """The number of runs experiments/README.md states for each experiment."""
     runs = {"paper_table1": 12, "paper_table2": 12, "paper_table3_ruler": 84, "ablation_segment_size": 4,
-            "ablation_block_size": 3, "ablation_threshold": 10, "ablation_gqa_permutation": 2, "embedded_sweep": 4}
+            "ablation_block_size": 3, "ablation_threshold": 10, "ablation_gqa_permutation": 2, "embedded_sweep": 4,
+            "compare": 17}
     assert len(sweep_jobs(compose_experiment(name).hydra.sweeper.params)) == runs[name]
+
+
+def test_compare_points_are_every_method_at_its_defaults_plus_two_values_of_its_knob() -> None:
+    """experiment=compare: each conf/compare point picks its method and sets the value its name says."""
+    methods, variants = set(), 0
+    for point in sorted(COMPARE_POINTS):
+        cfg = compose_experiment("compare", "timing=true", f"+compare={point}", hydra_node=False)
+        name, _, change = point.partition("_threshold") if "_threshold" in point else point.partition("_gamma")
+        assert cfg.method.name == name and cfg.timing is True and cfg.dataset.num_samples == 20
+        if change:
+            knob = "threshold" if "_threshold" in point else "gamma"
+            assert cfg.method[knob] == float(change) and cfg.method.selector[knob] == float(change)
+            variants += 1
+        else:
+            methods.add(name)
+    assert methods == METHODS and variants == 10
 
 
 def test_command_line_narrows_a_sweep() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from huggingface_hub.errors import LocalEntryNotFoundError
 
 from src.data import DATASETS, hub
 from src.data import longbench as lb
@@ -207,19 +206,14 @@ def test_longbench_e_samples_and_task_checks() -> None:
 # ----------------------------------------------------------------------------- loading sources
 
 
-def test_auto_falls_back_to_the_fixture_with_a_warning(monkeypatch) -> None:
-    def unreachable(**kwargs):
-        raise LocalEntryNotFoundError("no connection")
-
-    monkeypatch.setattr(hub, "hf_hub_download", unreachable)
-    with pytest.warns(hub.HubFallbackWarning, match="OFFLINE FIXTURE"):
-        samples = DATASETS.build("longbench", {"tasks": ["trec"], "max_length": 4096}).load(None)
+def test_auto_offline_uses_the_fixture_and_hub_offline_is_one_clear_error(offline) -> None:
+    samples = DATASETS.build("longbench", {"tasks": ["trec"], "max_length": 4096}).load(None)
     assert [s.references for s in samples] == [["Reason"], ["Country"]]
-    with pytest.raises(LocalEntryNotFoundError):
-        lb.load(tokenizer=None, tasks=["trec"], max_length=4096, source="hub")
+    with pytest.raises(ConfigError, match="offline .HF_HUB_OFFLINE=1. and not in the local hub cache"):
+        lb.load(tokenizer=None, tasks=["trec"], max_length=4096, source="hub", hub_id="nobody/not-cached")
 
 
-def test_hub_zip_is_extracted_once_and_read(monkeypatch, tmp_path: Path) -> None:
+def test_hub_zip_is_extracted_once_and_read(monkeypatch, tmp_path: Path, online) -> None:
     record = {**_fixture_record("trec"), "answers": ["Date"]}
     archive = tmp_path / "snapshot" / "data.zip"
     archive.parent.mkdir()
@@ -230,7 +224,7 @@ def test_hub_zip_is_extracted_once_and_read(monkeypatch, tmp_path: Path) -> None
     for _ in range(2):
         sample, = lb.load(tokenizer=None, tasks=["trec"], max_length=4096, source="hub", hub_id="me/LongBench")
         assert sample.references == ["Date"]
-    assert calls[0] == {"repo_id": "me/LongBench", "filename": "data.zip", "repo_type": "dataset"}
+    assert calls[0] == {"repo_id": "me/LongBench", "filename": "data.zip", "repo_type": "dataset", "local_files_only": False}
     assert (archive.parent / "data.zip.extracted" / "data" / "trec.jsonl").is_file()
 
 

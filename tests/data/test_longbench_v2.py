@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from huggingface_hub.errors import LocalEntryNotFoundError
 
 from src.data import DATASETS, hub
 from src.data import longbench_v2 as v2
@@ -116,17 +115,12 @@ def test_bad_options_are_config_errors() -> None:
         v2.load(tokenizer=None, source="fixture", harness="lm-eval")
 
 
-def test_auto_falls_back_to_the_fixture_with_a_warning(monkeypatch) -> None:
-    def unreachable(**kwargs):
-        raise LocalEntryNotFoundError("no connection")
-
-    monkeypatch.setattr(hub, "hf_hub_download", unreachable)
-    with pytest.warns(hub.HubFallbackWarning, match="LongBench v2"):
-        samples = DATASETS.build("longbench_v2", {"max_samples": 3}).load(None)
+def test_auto_offline_uses_the_fixture(offline) -> None:
+    samples = DATASETS.build("longbench_v2", {"max_samples": 3}).load(None)
     assert [s.id for s in samples] == [r["_id"] for r in _fixture()[:3]]
 
 
-def test_hub_and_local_files(monkeypatch, tmp_path: Path) -> None:
+def test_hub_and_local_files(monkeypatch, tmp_path: Path, online) -> None:
     data = tmp_path / "data.json"
     data.write_text(json.dumps([RECORD]), encoding="utf-8")
     monkeypatch.setattr(hub, "hf_hub_download", lambda **kw: str(data))

@@ -23,30 +23,39 @@ def causal_blocks(tokens: int, block: int) -> int:
 def write_run(
     results: Path, model: str, method: str, length: int, *, seed: int, overrides: str = "default",
     mtime: float = 1_700_000_000.0, method_cfg: dict[str, Any] | None = None, benchmark: str = "ruler",
-    tasks: tuple[str, ...] = TASKS, meta: list[dict[str, Any]] | None = None,
+    tasks: tuple[str, ...] = TASKS, meta: list[dict[str, Any]] | None = None, per_task: int = 3,
+    root: str = "", scores: list[float] | None = None, dataset_cfg: dict[str, Any] | None = None,
+    recorded: dict[str, Any] | None = None, prefill_s: float = 0.1, device: str = DEVICE,
+    config: dict[str, Any] | None = None, commit: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One run directory as src.eval.pipeline writes it, with random non-zero scores and densities."""
+    """One run directory as src.eval.pipeline writes it, with random non-zero scores and densities
+    (or `scores`, cycled over the rows), `per_task` samples per task, under results/runs/`root`;
+    `recorded` is the run.json `comparison` record (None: a run older than the record); `config`
+    adds top-level config nodes (e.g. eval)."""
     rng = random.Random(seed)
-    label = f"{benchmark}-{length}"
-    run_dir = results / "runs" / model / label / method / overrides
+    label = f"{benchmark}-{length}" if benchmark == "ruler" else benchmark
+    sized = {"length": length} if benchmark == "ruler" else {}
+    run_dir = results / "runs" / root / model / label / method / overrides
     run_dir.mkdir(parents=True)
     rows = []
     for task in tasks:
-        for i in range(3):
+        for i in range(per_task):
             density = 1.0 if method == "dense" else rng.uniform(0.1, 0.6)
             rows.append({
                 "id": f"{task}-{i}", "task": task, "prediction": "x", "references": ["y"],
-                "score": rng.uniform(0.05, 1.0), "input_tokens": length - rng.randint(1, 300),
-                "prefill_s": 0.1, "decode_s": 0.2,
+                "score": scores[len(rows) % len(scores)] if scores else rng.uniform(0.05, 1.0),
+                "input_tokens": length - rng.randint(1, 300), "prefill_s": prefill_s, "decode_s": 0.2,
                 "method_stats": {"density": density, "density_per_layer_head": [[density]]}, "meta": {"length": length, **(meta[len(rows) % len(meta)] if meta else {})},
             })
     (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     info = {
-        "run": str(run_dir), "model": model, "method": method, "dataset": label, "device": DEVICE,
-        "commit": f"c0ffee{seed:02d}deadbeef", "samples": len(rows),
-        "mean_density": sum(r["method_stats"]["density"] for r in rows) / len(rows), "mean_prefill_s": 0.1,
-        "config": {"dataset": {"name": benchmark, "label": label, "length": length},
-                   "method": {"name": method, "block_size": 128, "threshold": 0.9, **(method_cfg or {})}},
+        "run": str(run_dir), "model": model, "method": method, "dataset": label, "device": device,
+        "commit": commit or f"c0ffee{seed:02d}deadbeef", "samples": len(rows),
+        "mean_density": sum(r["method_stats"]["density"] for r in rows) / len(rows), "mean_prefill_s": prefill_s,
+        "config": {"dataset": {"name": benchmark, "label": label, **sized, "seed": 42, **(dataset_cfg or {})},
+                   "method": {"name": method, **({} if method == "dense" else {"block_size": 128, "threshold": 0.9}), **(method_cfg or {})},
+                   **(config or {})},
+        **({"comparison": recorded} if recorded is not None else {}),
     }
     (run_dir / "run.json").write_text(json.dumps(info))
     os.utime(run_dir / "run.json", (mtime, mtime))
@@ -55,8 +64,14 @@ def write_run(
 
 def ruler_score(rows: list[dict[str, Any]]) -> float:
     """RULER's number for a run: mean over tasks of the task's mean score, x100."""
-    per_task = [sum(r["score"] for r in rows if r["task"] == t) / sum(r["task"] == t for r in rows) for t in TASKS]
+    tasks = sorted({r["task"] for r in rows})
+    per_task = [sum(r["score"] for r in rows if r["task"] == t) / sum(r["task"] == t for r in rows) for t in tasks]
     return 100 * sum(per_task) / len(per_task)
+
+
+def value_of(cell: str) -> str:
+    """The number of a table cell '35.00 [19.1, 52.3] n=11' ('35.00*' keeps its mark)."""
+    return cell.split(" ")[0]
 
 
 def make_tree(tmp_path: Path) -> dict[str, Any]:
