@@ -15,8 +15,9 @@ from src.attention.integration import install_method
 from src.attention.methods import build_method
 from src.data import DATASETS, Dataset, Sample
 from src.data.base import dataset_params
-from src.eval.generate import generate
+from src.eval.generate import generate_all
 from src.eval.loggers import LOGGERS
+from src.eval.loop_config import LoopConfig
 from src.eval.results import SampleLog, rows_frame, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
 from src.eval.stats import StatsRecorder
@@ -54,6 +55,7 @@ def score_row(sample: Sample, prediction: str) -> float:
 
 def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     """Run (or resume) the configured job and return its summary table."""
+    loop = LoopConfig.from_config(OmegaConf.to_container(cfg.eval, resolve=True))
     stats = StatsRecorder(timing=bool(cfg.timing))
     method = build_method(cfg.method, stats)
     dataset = configured_dataset(cfg)
@@ -77,14 +79,19 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         {**{k: v for k, v in cfg.logger.items() if k != "name"}, **_logger_context(cfg)},
     )
 
-    for sample in tqdm(todo, desc=f"{method.name} on {cfg.dataset.label}", unit="sample"):
+    method_stats: dict[str, dict[str, Any]] = {}
+
+    def take_method_stats(sample: Sample) -> None:
+        method_stats[sample.id] = stats.summary()
         stats.reset()
-        result = generate(loaded.model, loaded.tokenizer, sample)
-        if result.input_tokens > loaded.max_length:
-            raise ConfigError(
-                f"sample {sample.id} has {result.input_tokens} tokens, over model.max_length "
-                f"{loaded.max_length}; lower the dataset length or extend the model's context (RoPE scaling)"
-            )
+
+    stats.reset()
+    generations = generate_all(
+        loaded.model, loaded.tokenizer, todo, loop.decode_limits,
+        max_input_tokens=loaded.max_length, on_prefill=take_method_stats,
+    )
+    for result in tqdm(generations, total=len(todo), desc=f"{method.name} on {cfg.dataset.label}", unit="sample"):
+        sample = result.sample
         row = {
             "id": sample.id,
             "task": sample.task,
@@ -92,9 +99,11 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
             "references": sample.references,
             "score": score_row(sample, result.text),
             "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
             "prefill_s": round(result.prefill_s, 4),
             "decode_s": round(result.decode_s, 4),
-            "method_stats": stats.summary(),
+            "decode_batch": result.decode_batch,
+            "method_stats": method_stats.pop(sample.id),
             "meta": sample.meta,
         }
         if shard.writer:
