@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from src.data.base import Sample
 from src.data.prompting import model_input_text
@@ -121,23 +122,57 @@ def prefill(model: PreTrainedModel, sample: Sample, input_ids: torch.Tensor) -> 
     return Prefill(sample, layers, first_token, int(input_ids.shape[1]), prefill_s)
 
 
-def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
-    return F.pad(states, (0, 0, width - states.shape[-2], 0))
+class ReservedLayer(DynamicLayer):
+    """A full-attention cache layer for a decode group: the rows' keys and values right-aligned
+    (zeros on the left padding) in a buffer with room for `capacity` tokens, so each decode step
+    writes its column in place where transformers' DynamicLayer copies the whole layer
+    (torch.cat). keys / values are views of the filled part, as DynamicLayer's tensors are."""
+
+    def __init__(self, rows: list[tuple[torch.Tensor, torch.Tensor]], width: int, capacity: int) -> None:
+        super().__init__()
+        first_keys, first_values = rows[0]
+        self.lazy_initialization(first_keys, first_values)
+        self.buffers = [
+            first.new_zeros(len(rows), first.shape[1], capacity, first.shape[-1]) for first in (first_keys, first_values)
+        ]
+        for row, states in enumerate(rows):
+            for buffer, tensor in zip(self.buffers, states):
+                buffer[row, :, width - tensor.shape[-2] : width] = tensor[0]
+        self._fill_to(width)
+
+    def _fill_to(self, length: int) -> None:
+        self.keys, self.values = (buffer[:, :, :length] for buffer in self.buffers)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        start = self.keys.shape[-2]
+        end = start + key_states.shape[-2]
+        for buffer, states in zip(self.buffers, (key_states, value_states)):
+            buffer[:, :, start:end] = states
+        self._fill_to(end)
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        length = self.keys.shape[-2]
+        self.buffers = [buffer[indices] for buffer in self.buffers]
+        self._fill_to(length)
 
 
-def batched_cache(model: PreTrainedModel, group: list[Prefill], width: int) -> DynamicCache:
+def batched_cache(model: PreTrainedModel, group: list[Prefill], width: int, capacity: int) -> DynamicCache:
     """One cache holding the group's caches as rows, each left-padded to `width` tokens (its
-    tokens right-aligned, as left-padded batched generation expects). Each sample's own layer
-    tensors are released as soon as they are copied, so the peak stays near one copy."""
+    tokens right-aligned, as left-padded batched generation expects), with room for `capacity`
+    tokens in its full-attention layers. Each sample's own layer tensors are released as soon as
+    they are copied, so the peak stays near one copy. A sliding-window layer stays transformers'
+    own (padded to the full width, so that its window and mask line up with the other layers)."""
     cache = DynamicCache(config=model.config)
-    for layer_idx in range(len(group[0].layers)):
+    for layer_idx, layer in enumerate(cache.layers):
         rows = [p.layers[layer_idx] for p in group]
         for p in group:
             p.layers[layer_idx] = None
-        keys = torch.cat([_left_pad(k, width) for k, _ in rows])
-        values = torch.cat([_left_pad(v, width) for _, v in rows])
-        del rows
-        cache.update(keys, values, layer_idx)
+        if layer.is_sliding:
+            keys, values = (torch.cat([F.pad(t, (0, 0, width - t.shape[-2], 0)) for t in part]) for part in zip(*rows))
+            cache.update(keys, values, layer_idx)
+        else:
+            cache.layers[layer_idx] = ReservedLayer(rows, width, capacity)
     return cache
 
 
@@ -150,7 +185,7 @@ def decode_group(model: PreTrainedModel, tokenizer: object, group: list[Prefill]
     lengths = [p.input_tokens for p in group]
     width = max(lengths)
     padded = width > min(lengths)
-    cache = batched_cache(model, group, width)
+    cache = batched_cache(model, group, width, width + max(p.sample.max_new_tokens for p in group))
     positions = torch.tensor(lengths, device=device)
     mask = (torch.arange(width, device=device) >= width - positions[:, None]).long() if padded else None
     tokens = torch.cat([p.first_token for p in group])
@@ -216,7 +251,7 @@ class DecodeGroups:
         self.pending: list[Prefill] = []
 
     def _fits(self, group: list[Prefill]) -> bool:
-        width = max(p.input_tokens + p.sample.max_new_tokens for p in group)
+        width = max(p.input_tokens for p in group) + max(p.sample.max_new_tokens for p in group)
         return len(group) <= self.limits.batch_size and len(group) * max(p.cache_bytes(width) for p in group) <= self.limits.cache_bytes
 
     def add(self, prefilled: Prefill) -> list[Generation]:
