@@ -16,11 +16,14 @@ class LoopConfig:
     """decode_batch_size: prefilled samples decoded together (1: token by token, one sample).
     decode_cache_gb: bound on one decode group's batched KV cache, in GB (1e9 bytes).
     concurrent_jobs: jobs sharing the device at once; recorded only, so reports know that prefill
-        times were measured under contention."""
+        times were measured under contention.
+    warmup_prefills: untimed prefills of the first sample before the timed loop, so that one-time
+        costs (Triton compiles, allocator growth) stay out of the first sample's prefill time."""
 
     decode_batch_size: int
     decode_cache_gb: float
     concurrent_jobs: int
+    warmup_prefills: int
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "LoopConfig":
@@ -31,10 +34,11 @@ class LoopConfig:
             raise ConfigError(
                 f"eval keys must be exactly {', '.join(allowed)}; got {', '.join(sorted(cfg)) or 'none'}"
             )
-        for name in ("decode_batch_size", "concurrent_jobs"):
+        for name, least in (("decode_batch_size", 1), ("concurrent_jobs", 1), ("warmup_prefills", 0)):
             value = cfg[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"eval.{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                kind = "a positive integer" if least else "a non-negative integer"
+                raise ConfigError(f"eval.{name} must be {kind}, got {value!r}")
         budget = cfg["decode_cache_gb"]
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
             raise ConfigError(f"eval.decode_cache_gb must be a positive number of GB, got {budget!r}")

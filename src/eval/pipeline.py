@@ -15,7 +15,7 @@ from src.attention.integration import install_method
 from src.attention.methods import build_method
 from src.data import DATASETS, Dataset, Sample
 from src.data.base import dataset_params
-from src.eval.generate import generate_all
+from src.eval.generate import check_prompt_lengths, generate_all, prefill, prompt_ids
 from src.eval.loggers import LOGGERS
 from src.eval.loop_config import LoopConfig
 from src.eval.results import SampleLog, rows_frame, write_jsonl, write_summary
@@ -85,6 +85,11 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         method_stats[sample.id] = stats.summary()
         stats.reset()
 
+    if todo and loop.warmup_prefills:  # untimed: one-time compiles and allocations
+        first_ids = prompt_ids(loaded.tokenizer, todo[0])
+        check_prompt_lengths(todo[:1], [first_ids], loaded.max_length)
+        for _ in range(loop.warmup_prefills):
+            prefill(loaded.model, todo[0], first_ids)
     stats.reset()
     generations = generate_all(
         loaded.model, loaded.tokenizer, todo, loop.decode_limits,
