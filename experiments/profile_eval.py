@@ -22,18 +22,14 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from experiments.timing import write_record
-from src.attention.integration import install_method
-from src.attention.methods import build_method
 from src.configs import compose_config
 from src.data.base import Sample
 from src.eval.generate import DecodeLimits, generate_all, prefill, prompt_ids
-from src.eval.loop_config import LoopConfig
-from src.eval.pipeline import configured_dataset, load_samples
+from src.eval.pipeline import set_up_job
 from src.eval.stats import StatsRecorder
-from src.models.loader import LoadedModel, load_model
+from src.models.loader import LoadedModel
 
 # profiler events that stall the host on the device, and those that launch work on it
 SYNC_EVENTS = ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpyAsync")
@@ -130,13 +126,7 @@ def main() -> None:
 def profile_job(args: argparse.Namespace) -> None:
     """The passes (and the profile) that `args` asks for, printed and written to args.out."""
     cfg = compose_config(overrides=args.overrides)
-    loop = LoopConfig.from_config(OmegaConf.to_container(cfg.eval, resolve=True))
-    stats = StatsRecorder(timing=bool(cfg.timing))
-    method = build_method(cfg.method, stats)
-    dataset = configured_dataset(cfg)
-    loaded = load_model(cfg.model)
-    install_method(loaded.model, method)
-    samples = load_samples(cfg, dataset, loaded)
+    loop, stats, method, _, loaded, samples = set_up_job(cfg)
     device = loaded.model.device
 
     record: list[dict[str, Any]] = []

@@ -1,9 +1,12 @@
 """Run a list of `python -m src.run` jobs N at a time on one device, each with
 eval.concurrent_jobs=N (so its run.json says its prefill times were measured while N jobs shared
-the device), one log file per job; exit status 1 if any job failed, after all have run.
+the device), one log file per job; exit status 1 if any job failed, after all have run, or if
+the batch was interrupted (Ctrl-C or SIGTERM, e.g. from `timeout`: the running jobs are stopped;
+their finished samples stay, and the same command later resumes them).
 
-    python -m experiments.run_jobs --parallel 6 --jobs-file experiments/jobs/ruler_h200.txt \
-        --common results_root=results/runs/h200 eval.decode_batch_size=64 --log-dir $OUT/jobs
+    python -m experiments.run_jobs --parallel 6 --jobs-file experiments/jobs/ruler_h200_4k.txt \
+        --common dataset.num_samples=20 results_root=results/runs/h200 eval.decode_batch_size=64 \
+        --log-dir $OUT/jobs
 
 A jobs file holds one job per line: Hydra overrides as on the `src.run` command line (shell
 quoting), e.g. `method=pbs dataset.length=8192 method.threshold=0.7`; blank lines and `#`
@@ -20,6 +23,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -87,8 +91,19 @@ def finish(job: Job, returncode: int) -> None:
     job.log_file.close()
 
 
-def run_all(jobs: list[Job], common: list[str], parallel: int, poll_s: float = 0.5) -> None:
-    """Keep `parallel` jobs running until every job has run; report each as it ends."""
+def stop_on_sigterm() -> None:
+    """SIGTERM (e.g. from `timeout`) ends the batch as Ctrl-C does: running jobs are stopped."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def run_all(jobs: list[Job], common: list[str], parallel: int, poll_s: float = 0.5) -> bool:
+    """Keep `parallel` jobs running until every job has run, reporting each as it ends; on an
+    interrupt, stop the running jobs (their finished samples stay in their samples.jsonl, so the
+    same batch resumes them) and return False."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": os.environ.get("TQDM_DISABLE", "1")}
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
     waiting, running = list(jobs), []
@@ -108,7 +123,10 @@ def run_all(jobs: list[Job], common: list[str], parallel: int, poll_s: float = 0
         for job in running:
             if job.process is not None:
                 job.process.terminate()
-        raise
+                finish(job, job.process.wait())
+        print(f"interrupted: stopped {len(running)} running job(s), {len(waiting)} not started", flush=True)
+        return False
+    return True
 
 
 def main() -> None:
@@ -137,16 +155,17 @@ def main() -> None:
     jobs = [Job(i, words, log_dir / log_name(i, words)) for i, words in enumerate(overrides, 1)]
     print(f"{len(jobs)} jobs, {args.parallel} at a time; logs in {log_dir}", flush=True)
     start_s = time.perf_counter()
-    run_all(jobs, args.common, args.parallel)
+    stop_on_sigterm()
+    completed = run_all(jobs, args.common, args.parallel)
     wall = time.perf_counter() - start_s
     record = {
-        "parallel": args.parallel, "common": args.common, "wall_s": round(wall, 1),
+        "parallel": args.parallel, "common": args.common, "wall_s": round(wall, 1), "completed": completed,
         "jobs": [{"overrides": j.overrides, "returncode": j.returncode, "seconds": round(j.seconds, 1), "log": str(j.log)} for j in jobs],
     }
     (log_dir / "jobs.json").write_text(json.dumps(record, indent=1) + "\n")
     failed = [j for j in jobs if j.returncode != 0]
-    print(f"{len(jobs) - len(failed)} of {len(jobs)} jobs ok in {wall:.1f} s" + (f"; failed: {', '.join(str(j.number) for j in failed)}" if failed else ""))
-    sys.exit(1 if failed else 0)
+    print(f"{len(jobs) - len(failed)} of {len(jobs)} jobs ok in {wall:.1f} s" + (f"; not ok: {', '.join(str(j.number) for j in failed)}" if failed else ""))
+    sys.exit(1 if failed or not completed else 0)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from src.attention.integration import install_method
-from src.attention.methods import build_method
+from src.attention.methods import SparsePrefillMethod, build_method
 from src.data import DATASETS, Dataset, Sample
 from src.data.base import dataset_params
 from src.eval.generate import check_prompt_lengths, generate_all, prefill, prompt_ids
@@ -53,15 +53,32 @@ def score_row(sample: Sample, prediction: str) -> float:
     return float(get_metric(sample.metric)(prediction, sample.references, sample))
 
 
-def run_experiment(cfg: DictConfig) -> pd.DataFrame:
-    """Run (or resume) the configured job and return its summary table."""
+class JobParts(NamedTuple):
+    """What a job is built from, in the order it is built: loop settings, the method recording
+    into `stats`, the dataset, the model with the method installed, the samples."""
+
+    loop: LoopConfig
+    stats: StatsRecorder
+    method: SparsePrefillMethod
+    dataset: Dataset
+    loaded: LoadedModel
+    samples: list[Sample]
+
+
+def set_up_job(cfg: DictConfig) -> JobParts:
+    """The configured job's parts; every config error is raised before the model loads."""
     loop = LoopConfig.from_config(OmegaConf.to_container(cfg.eval, resolve=True))
     stats = StatsRecorder(timing=bool(cfg.timing))
     method = build_method(cfg.method, stats)
     dataset = configured_dataset(cfg)
     loaded = load_model(cfg.model)
     install_method(loaded.model, method)
-    samples = load_samples(cfg, dataset, loaded)
+    return JobParts(loop, stats, method, dataset, loaded, load_samples(cfg, dataset, loaded))
+
+
+def run_experiment(cfg: DictConfig) -> pd.DataFrame:
+    """Run (or resume) the configured job and return its summary table."""
+    loop, stats, method, dataset, loaded, samples = set_up_job(cfg)
 
     run_dir = Path(cfg.run_dir)
     shard = Shard.from_env(int(cfg.model.tp_size))
