@@ -44,6 +44,7 @@ from src.analysis.coverage import (
     mask_density,
     oracle_mask_at_coverage,
     oracle_mask_at_density,
+    plan_coverage,
     query_block_attention,
     selector_coverage,
 )
@@ -112,7 +113,7 @@ def target_numbers(
             target_rows = query_block_attention(
                 q, k, scale=scale, block_size=args.block, query_perm=order.query_perm
             )
-        masses = block_masses(target_rows, order.key_perm, args.block)
+        masses = block_masses(target_rows, order.key_order, args.block)
         numbers[target] = oracle_numbers(masses, order.segment_size, q.shape[2], args)
     return numbers
 
@@ -120,12 +121,10 @@ def target_numbers(
 def method_plan(
     method: Any, q: torch.Tensor, k: torch.Tensor, rows: torch.Tensor, scale: float, block: int
 ) -> dict[str, Any]:
-    """A whole method (its permuter, then its selector): masses in its key order, mask, coverage, density."""
-    key_perm = method.permuter(q, k, scale=scale)
-    masses = block_masses(rows, key_perm, block)
-    coverage, density, mask = selector_coverage(
-        method.selector, q, k, masses, key_perm=key_perm, segment_size=method.permuter.segment_size, scale=scale
-    )
+    """A whole method's plan: masses in its key order, mask, coverage, density."""
+    plan = method.plan(q, k, scale=scale)
+    masses = block_masses(rows, plan.key_order, block)
+    coverage, density, mask = plan_coverage(plan, masses, q.shape[2])
     return {"masses": masses, "mask": mask, "coverage": coverage, "density": density}
 
 
@@ -141,18 +140,10 @@ def analyse_layer(
         order = order_keys(
             strategy, q, k, scale=scale, block_size=args.block, segment_size=args.segment, seed=args.seed
         )
-        masses = block_masses(rows, order.key_perm, args.block)
+        masses = block_masses(rows, order, args.block)
         record["oracle"][strategy] = oracle_numbers(masses, order.segment_size, length, args)
         for name in args.selector_methods:
-            coverage, density, _ = selector_coverage(
-                methods[name].selector,
-                q,
-                k,
-                masses,
-                key_perm=order.key_perm,
-                segment_size=order.segment_size,
-                scale=scale,
-            )
+            coverage, density, _ = selector_coverage(methods[name].selector, q, k, masses, key_order=order, scale=scale)
             record["selectors"][name][strategy] = {
                 "coverage": coverage[0].tolist(),
                 "density": density[0].tolist(),
@@ -272,7 +263,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--segment", type=int, default=256)
     parser.add_argument("--threshold", type=float, default=0.9)
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES.names())
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument(
         "--targets",
         nargs="*",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -24,13 +23,13 @@ from omegaconf import DictConfig
 from triton.errors import TritonError
 
 from experiments.timing import graph_replay_ms, median_ms, write_record
-from src.attention.kernels import block_sparse_attention
-from src.attention.kernels.block_sparse import TileConfig, block_sparse_attention_triton
+from src.attention.kernels import TileConfig, block_sparse_attention
+from src.attention.kernels.block_sparse.triton import block_sparse_attention_triton
 from src.attention.kernels.pbs_estimate import PermutationLaunch, segment_permutation_triton
 from src.attention.kernels.vertical_slash import TileShape, vertical_slash_attention_triton
 from src.attention.methods import build_method
-from src.attention.plan import causal_block_count
-from src.attention.select.common import causal_block_layout
+from src.attention.ops import causal_block_count
+from src.attention.testing import random_block_mask, random_segment_permutation, structured_qkv
 from src.configs import compose_config
 
 # What a kernel raises for a launch shape it cannot run (a check of ours, or Triton at compile time).
@@ -60,49 +59,6 @@ parse_perm_launch = int_tuple_parser("LSE_KEYS,LSE_PROGRAMS,LSE_WARPS,ORDER_KEYS
 def tile_label(tile: tuple[int, ...] | None) -> str:
     """A tile as it appears in row names: "M,N,WARPS,STAGES", or "default" for the kernel's own."""
     return "default" if tile is None else ",".join(map(str, tile))
-
-
-def random_segment_permutation(batch: int, heads: int, length: int, segment: int, gen: torch.Generator) -> torch.Tensor:
-    """Random key order inside each full segment; the tail stays in place. int64 [B, H, L]."""
-    perm = torch.arange(length).repeat(batch, heads, 1)
-    full = (length // segment) * segment
-    if full:
-        noise = torch.rand(batch, heads, full // segment, segment, generator=gen)
-        order = noise.argsort(-1) + torch.arange(0, full, segment)[:, None]
-        perm[..., :full] = order.reshape(batch, heads, full)
-    return perm
-
-
-def random_block_mask(
-    batch: int, heads: int, length: int, block: int, segment: int | None, density: float, gen: torch.Generator
-) -> torch.Tensor:
-    """Bool [B, H, nb, nb]: sink block and diagonal segments always, other causal blocks at random
-    so that the expected computed fraction of causal blocks is `density`."""
-    allowed, diagonal = causal_block_layout(length, block, segment, torch.device("cpu"))
-    nb = allowed.shape[0]
-    forced = diagonal.clone()
-    forced[:, 0] = True
-    forced &= allowed
-    optional = allowed & ~forced
-    target = density * causal_block_count(length, block) - forced.sum().item()
-    p = min(max(target / max(optional.sum().item(), 1), 0.0), 1.0)
-    picks = torch.rand(batch, heads, nb, nb, generator=gen) < p
-    return forced | (picks & optional)
-
-
-def structured_qkv(batch: int, hq: int, hkv: int, length: int, dim: int, dtype: torch.dtype, device: torch.device, seed: int) -> tuple[torch.Tensor, ...]:
-    """Random q/k/v plus an attention sink and ~2% heavy keys that every query favours."""
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(batch, hq, length, dim, generator=gen)
-    k = torch.randn(batch, hkv, length, dim, generator=gen)
-    v = torch.randn(batch, hkv, length, dim, generator=gen)
-    direction = torch.nn.functional.normalize(torch.randn(dim, generator=gen), dim=0)
-    strength = math.sqrt(6.0 * math.sqrt(dim))
-    heavy = (torch.rand(batch, hkv, length, generator=gen) < 0.02).float()
-    heavy[..., 0] = 2.0
-    k += strength * heavy[..., None] * direction
-    q += strength * direction
-    return tuple(t.to(device=device, dtype=dtype) for t in (q, k, v))
 
 
 def attention_tflops(length: int, heads: int, dim: int, density: float) -> float:
@@ -159,7 +115,7 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
 
     sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # noqa: E731
     add("sdpa_dense", sdpa, 1.0)
-    full = random_block_mask(1, args.heads, length, args.block, None, 1.0, gen).to(device)
+    full = random_block_mask(1, args.heads, length, args.block, density=1.0, seed=gen, device=device)
     backends = ["triton"] + ([] if args.no_flex else ["flex"])
     for backend in backends:
         add(f"{backend}_dense", lambda: block_sparse_attention(q, k, v, full, block_size=args.block, backend=backend), 1.0)
@@ -171,9 +127,11 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
             1.0,
             skip=TILE_ERRORS,
         )
-    perm = random_segment_permutation(1, args.heads, length, args.segment, gen).to(device)
+    perm = random_segment_permutation(1, args.heads, length, args.segment, seed=gen, device=device)
     for density in args.densities:
-        mask = random_block_mask(1, args.heads, length, args.block, args.segment, density, gen).to(device)
+        mask = random_block_mask(
+            1, args.heads, length, args.block, density=density, seed=gen, segment_size=args.segment, device=device
+        )
         actual = mask.sum().item() / (args.heads * causal_block_count(length, args.block))
         for backend in backends:
             add(
@@ -205,7 +163,7 @@ def method_inputs(args: argparse.Namespace, length: int, device: torch.device, d
     if args.qkv:
         captured = torch.load(args.qkv)
         return tuple(captured[n][..., :length, :].to(device, dtype).contiguous() for n in ("q", "k", "v"))
-    return structured_qkv(1, args.heads, args.kv_heads, length, args.head_dim, dtype, device, seed=length)
+    return structured_qkv(1, args.heads, args.kv_heads, length, args.head_dim, seed=length, dtype=dtype, device=device)
 
 
 def mean_density(plan: Any, length: int) -> float:
@@ -222,12 +180,11 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
         name, _, variant = spec.partition(":")
         overrides = {"gqa_permutation": variant} if variant else {}
         method = build_method(method_cfg(name, args, overrides))
-        segment = method.permuter.segment_size
-        key_perm = method.permuter(q, k, scale=scale)
-        plan = method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)
+        plan = method.plan(q, k, scale=scale)
         density = mean_density(plan, length)
+        key_order = method.permuter(q, k, scale=scale)
         permute = lambda: method.permuter(q, k, scale=scale)  # noqa: E731
-        select = lambda: method.selector(q, k, key_perm=key_perm, segment_size=segment, scale=scale)  # noqa: E731
+        select = lambda: method.selector(q, k, key_order=key_order, scale=scale)  # noqa: E731
         permute_ms = median_ms(permute, budget_ms=args.budget_ms)
         select_ms = median_ms(select, budget_ms=args.budget_ms)
         attend_ms = median_ms(lambda: plan.attend(q, k, v, scale=scale, backend=method.backend), budget_ms=args.budget_ms)
@@ -238,7 +195,7 @@ def method_rows(args: argparse.Namespace, length: int, device: torch.device, dty
              "ms": round(permute_ms + select_ms + attend_ms, 4),
              **{key: None if ms is None else round(ms, 4) for key, ms in graph_ms.items()}}
         )
-        del plan, key_perm
+        del plan, key_order
     return rows
 
 
@@ -249,11 +206,11 @@ def time_xattention_tiles(add: Callable[..., None], args: argparse.Namespace, q:
     stride, block size and chunks), without the threshold step that follows it.
     """
     xattention = build_method(method_cfg("xattention", args, {}))
-    key_perm = xattention.permuter(q, k, scale=scale)
+    key_order = xattention.permuter(q, k, scale=scale)
 
     def estimate(tile: TileShape | None) -> None:
         config = None if tile is None else TileConfig(*tile)
-        for _ in xattention.selector.block_masses(q, k, key_perm=key_perm, scale=scale, backend="triton", config=config):
+        for _ in xattention.selector.block_masses(q, k, key_order=key_order, scale=scale, backend="triton", config=config):
             pass
 
     for tile in [None, *args.xattn_tiles]:
@@ -266,8 +223,7 @@ def time_minference_tiles(
     """MInference's vertical-slash attention at its default tile and each `--vs-tiles` shape, on
     the plan the minference method selects for these inputs (built once)."""
     minference = build_method(method_cfg("minference", args, {}))
-    key_perm = minference.permuter(q, k, scale=scale)
-    plan = minference.selector(q, k, key_perm=key_perm, segment_size=minference.permuter.segment_size, scale=scale)
+    plan = minference.plan(q, k, scale=scale)
     density = mean_density(plan, q.shape[2])
     for tile in [None, *args.vs_tiles]:
         attend = functools.partial(

@@ -28,7 +28,7 @@ from src.attention.methods import build_method
 from src.configs import compose_config
 from src.data import DATASETS
 from src.data.prompting import model_input_text
-from src.eval.stats import StatsRecorder
+from src.attention.stats import StatsRecorder
 from src.models.loader import load_model
 
 

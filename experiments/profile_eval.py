@@ -28,7 +28,7 @@ from src.configs import compose_config
 from src.data.base import Sample
 from src.eval.generate import DecodeLimits, generate_all, prefill, prompt_ids
 from src.eval.pipeline import set_up_job
-from src.eval.stats import StatsRecorder
+from src.attention.stats import StatsRecorder
 from src.models.loader import LoadedModel
 
 # profiler events that stall the host on the device, and those that launch work on it

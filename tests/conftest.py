@@ -7,7 +7,7 @@ import pytest
 import torch
 
 # Shared assertion helpers get pytest's assertion messages, as asserts in test modules do.
-pytest.register_assert_rewrite("tests.helpers")
+pytest.register_assert_rewrite("src.attention.testing")
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

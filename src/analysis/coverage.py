@@ -26,14 +26,14 @@ oracle's forced diagonal (`segment_size` = S) stays right for permuted queries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 
 from src.attention.components import Selector
-from src.attention.plan import causal_block_count, num_blocks
-from src.attention.select.common import causal_block_layout
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
+from src.attention.ops import causal_attention_rows, causal_block_count, causal_block_layout, num_blocks
+from src.attention.plan import Plan
 
 Budget = Literal["global", "row"]
 BUDGETS = ("global", "row")
@@ -47,43 +47,9 @@ def expand_kv_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.repeat_interleave(num_heads // heads, dim=1)
 
 
-class AttentionRows(NamedTuple):
-    """Causal softmax rows of one head: float32 [rows, L] over keys in original order, for the
-    queries at query_positions[batch, head, start : start + rows]."""
-
-    batch: int
-    head: int
-    start: int
-    probs: torch.Tensor
-
-
 def identity_perm(batch: int, heads: int, length: int, device: torch.device) -> torch.Tensor:
     """The natural token order, int64 [B, H, L] (a fresh tensor, safe to write into)."""
     return torch.arange(length, device=device).expand(batch, heads, length).clone()
-
-
-def causal_attention_rows(
-    q: torch.Tensor, k: torch.Tensor, query_positions: torch.Tensor, *, scale: float, rows_per_chunk: int
-) -> Iterator[AttentionRows]:
-    """The causal attention rows of the queries at `query_positions`, one head and at most
-    `rows_per_chunk` rows at a time, so temporaries stay O(rows_per_chunk x L).
-
-    q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order; query_positions: int64 [B, Hq, n],
-    original positions in any order (one order per head). Key t is masked for the query at
-    original position p when t > p, whatever order the queries are visited in: the one place
-    every analysis computes true attention, so causality is handled once.
-    """
-    batch, heads, length, _ = q.shape
-    k = expand_kv_heads(k, heads).float()
-    key_pos = torch.arange(length, device=q.device)
-    positions = query_positions.to(q.device)
-    for b in range(batch):
-        for h in range(heads):
-            for start in range(0, positions.shape[-1], rows_per_chunk):
-                rows = positions[b, h, start : start + rows_per_chunk]
-                scores = (q[b, h, rows].float() @ k[b, h].T) * scale
-                future = key_pos[None, :] > rows[:, None]
-                yield AttentionRows(b, h, start, scores.masked_fill(future, float("-inf")).softmax(-1))
 
 
 def query_block_attention(
@@ -124,15 +90,15 @@ def query_block_attention(
     return out
 
 
-def block_masses(row_attention: torch.Tensor, key_perm: torch.Tensor | None, block_size: int) -> torch.Tensor:
-    """Attention mass of every (query block, permuted key block): float32 [B, H, nq, nk].
+def block_masses(row_attention: torch.Tensor, key_order: KeyOrder, block_size: int) -> torch.Tensor:
+    """Attention mass of every (query block, key block in `key_order`): float32 [B, H, nq, nk].
 
-    row_attention: `query_block_attention` output [B, H, nq, L]. key_perm: None (identity) or
-    int64 [B, H or Hkv, L], permuted position -> original key position.
+    row_attention: `query_block_attention` output [B, H, nq, L]. key_order: the natural order, or
+    a key_perm int64 [B, H or Hkv, L], permuted position -> original key position.
     """
     batch, heads, nq, length = row_attention.shape
-    if key_perm is not None:
-        perm = expand_kv_heads(key_perm, heads).to(row_attention.device)
+    if key_order.key_perm is not None:
+        perm = expand_kv_heads(key_order.key_perm, heads).to(row_attention.device)
         row_attention = row_attention.gather(-1, perm[:, :, None, :].expand(-1, -1, nq, -1))
     nk = num_blocks(length, block_size)
     padded = torch.nn.functional.pad(row_attention, (0, nk * block_size - length))
@@ -239,23 +205,27 @@ def oracle_mask_at_density(
     return _select_sorted(masses, optional, forced, budget, counts)
 
 
+def plan_coverage(plan: Plan, masses: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(coverage, density) float [B, Hq] and block mask of a block-sparse plan.
+
+    `masses` must be the block masses of the plan's key order (`block_masses` with its key_order).
+    """
+    if not hasattr(plan, "block_mask"):
+        raise ValueError(f"a {type(plan).__name__} has no block mask; coverage needs one")
+    block_mask = plan.block_mask.to(masses.device)
+    density = plan.density(length).double().to(masses.device)
+    return mask_coverage(masses, block_mask), density, block_mask
+
+
 def selector_coverage(
     selector: Selector,
     q: torch.Tensor,
     k: torch.Tensor,
     masses: torch.Tensor,
     *,
-    key_perm: torch.Tensor | None,
-    segment_size: int | None,
+    key_order: KeyOrder = NATURAL_ORDER,
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(coverage, density) float [B, Hq] and block mask of a real selector's plan on this key order.
-
-    `masses` must be the block masses of the same key order (`block_masses` with `key_perm`).
-    """
-    plan = selector(q, k, key_perm=key_perm, segment_size=segment_size, scale=scale)
-    if not hasattr(plan, "block_mask"):
-        raise ValueError(f"selector {selector!r} returned a {type(plan).__name__}; coverage needs a block mask")
-    block_mask = plan.block_mask.to(masses.device)
-    density = plan.density(q.shape[2]).double().to(masses.device)
-    return mask_coverage(masses, block_mask), density, block_mask
+    """`plan_coverage` of a real selector's plan on this key order (Fig. 1's markers: one
+    method's selector on another strategy's order); `masses` are that order's block masses."""
+    return plan_coverage(selector(q, k, key_order=key_order, scale=scale), masses, q.shape[2])

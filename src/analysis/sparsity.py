@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from src.attention.plan import causal_block_count
+from src.attention.ops import causal_block_count
 
 
 def sparsity_gain(density_baseline: torch.Tensor, density_permuted: torch.Tensor) -> torch.Tensor:

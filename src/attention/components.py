@@ -13,23 +13,31 @@ from typing import Protocol
 
 import torch
 
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.plan import Plan
 from src.registry import Registry
 
 
 class Permuter(Protocol):
-    """Returns key_perm int64 [B, Hq or Hkv, L] (permuted position -> original), or None."""
+    """Decides the key order for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order).
+
+    segment_size: the segment keys move in (None for a permuter that never permutes); known
+    before any call, so a method can check at build time that selection blocks tile it.
+    """
 
     segment_size: int | None
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> torch.Tensor | None: ...
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> KeyOrder: ...
 
 
 class Selector(Protocol):
-    """Chooses what to compute. q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order.
+    """Chooses what to compute for q [B, Hq, L, D] and k [B, Hkv, L, D] in original order, the
+    keys read in `key_order` (the natural order unless a permuter decided one).
 
     layer_idx lets per-layer configurations (MInference's per-head patterns) pick their layer;
-    selectors without one ignore it.
+    selectors without one ignore it. A selector whose plans run on other kernel ops than the
+    block-sparse one names them in a class attribute `attention_ops`, so `build_method` checks
+    method.backend against what those ops have.
     """
 
     def __call__(
@@ -37,8 +45,7 @@ class Selector(Protocol):
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> Plan: ...
@@ -46,4 +53,3 @@ class Selector(Protocol):
 
 PERMUTERS: Registry[Permuter] = Registry("permuter")
 SELECTORS: Registry[Selector] = Registry("selector")
-BACKENDS = ("triton", "flex", "torch")

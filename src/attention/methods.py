@@ -9,16 +9,11 @@ from typing import Any
 
 import torch
 
-# Importing the component modules registers them.
-import src.attention.permute  # noqa: F401
-import src.attention.select.antidiagonal  # noqa: F401
-import src.attention.select.dense  # noqa: F401
-import src.attention.select.flexprefill  # noqa: F401
-import src.attention.select.meanpool  # noqa: F401
-import src.attention.select.vertical_slash  # noqa: F401
-from src.attention.components import BACKENDS, PERMUTERS, SELECTORS, Permuter, Selector
-from src.attention.plan import DensePlan
-from src.eval.stats import StatsRecorder
+from src.attention.components import PERMUTERS, SELECTORS, Permuter, Selector
+from src.attention.kernels import ATTENTION_BACKENDS, OP_BACKENDS
+from src.attention.plan import DensePlan, Plan
+from src.attention.stats import StatsRecorder
+from src.checks import check_choice, check_int
 from src.registry import ConfigError
 
 
@@ -37,28 +32,32 @@ class SparsePrefillMethod:
     min_seq_len: int
     stats: StatsRecorder = field(default_factory=StatsRecorder)
 
+    def plan(self, q: torch.Tensor, k: torch.Tensor, *, scale: float, layer_idx: int | None = None) -> Plan:
+        """What this method computes for one layer's prompt, q [B, Hq, L, D] and k [B, Hkv, L, D]:
+        dense below min_seq_len, otherwise the selector's plan on the permuter's key order."""
+        if q.shape[2] < self.min_seq_len:
+            return DensePlan()
+        key_order = self.permuter(q, k, scale=scale)
+        return self.selector(q, k, key_order=key_order, scale=scale, layer_idx=layer_idx)
+
     def prefill(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, layer_idx: int
     ) -> torch.Tensor:
         """Causal attention output [B, Hq, L, D] for the whole prompt of one layer."""
         length = q.shape[2]
         with self.stats.timed("estimate", q.device):
-            if length < self.min_seq_len:
-                plan = DensePlan()
-                self.stats.dense_fallback_layers += 1
-            else:
-                key_perm = self.permuter(q, k, scale=scale)
-                plan = self.selector(
-                    q, k, key_perm=key_perm, segment_size=self.permuter.segment_size, scale=scale, layer_idx=layer_idx
-                )
+            plan = self.plan(q, k, scale=scale, layer_idx=layer_idx)
+        if length < self.min_seq_len:
+            self.stats.dense_fallback_layers += 1
         with self.stats.timed("attention", q.device):
             out = plan.attend(q, k, v, scale=scale, backend=self.backend)
         self.stats.record_density(layer_idx, plan.density(length), q.shape[1])
         return out
 
 
-def check_compatible(permuter: Permuter, selector: Selector) -> None:
-    """Permutation segments must be made of whole selection blocks (keys never cross a block edge)."""
+def check_compatible(permuter: Permuter, selector: Selector, backend: str) -> None:
+    """Permutation segments must be made of whole selection blocks (keys never cross a block edge),
+    and the backend must exist for every attention op the selector's plans run on."""
     segment_size = permuter.segment_size
     block_size = getattr(selector, "block_size", None)
     if segment_size is not None and block_size is not None and segment_size % block_size:
@@ -66,19 +65,23 @@ def check_compatible(permuter: Permuter, selector: Selector) -> None:
             f"segment_size {segment_size} is not a multiple of block_size {block_size}; "
             f"use a segment_size in {{{block_size}, {2 * block_size}, {4 * block_size}, ...}}"
         )
+    ops = getattr(selector, "attention_ops", ("block-sparse attention",))
+    allowed = [name for name in ATTENTION_BACKENDS if all(name in OP_BACKENDS[op] for op in ops)]
+    if backend not in allowed:
+        raise ConfigError(
+            f"method.backend {backend!r} cannot run the {' and '.join(ops)} this selector plans; allowed: {', '.join(allowed)}"
+        )
 
 
 def build_method(cfg: Any, stats: StatsRecorder | None = None) -> SparsePrefillMethod:
     """Compose the method described by a `conf/method/*.yaml` node; config errors surface here."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"unknown method.backend {cfg.backend!r}; allowed: {', '.join(BACKENDS)}")
-    if int(cfg.min_seq_len) < 0:
-        raise ConfigError(f"method.min_seq_len must be >= 0, got {cfg.min_seq_len}")
+    check_choice("method.backend", cfg.backend, ATTENTION_BACKENDS)
+    check_int("method.min_seq_len", cfg.min_seq_len, minimum=0)
     permuter_cfg = dict(cfg.permuter)
     selector_cfg = dict(cfg.selector)
     permuter = PERMUTERS.build(permuter_cfg.pop("name"), permuter_cfg)
     selector = SELECTORS.build(selector_cfg.pop("name"), selector_cfg)
-    check_compatible(permuter, selector)
+    check_compatible(permuter, selector, cfg.backend)
     return SparsePrefillMethod(
         name=cfg.name,
         permuter=permuter,

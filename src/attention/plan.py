@@ -9,48 +9,38 @@ from dataclasses import dataclass
 
 import torch
 
-
-def num_blocks(length: int, block_size: int) -> int:
-    """Number of blocks of `block_size` covering `length` tokens (the last one may be short)."""
-    return (length + block_size - 1) // block_size
-
-
-def causal_block_count(length: int, block_size: int) -> int:
-    """Blocks on or below the block diagonal: the denominator of every block density."""
-    n = num_blocks(length, block_size)
-    return n * (n + 1) // 2
+from src.attention.kernels import block_sparse_attention, vertical_slash_attention, vertical_slash_density
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
+from src.attention.ops import causal_block_count
 
 
 @dataclass
 class BlockSparsePlan:
-    """Key blocks to compute per query block, in (possibly permuted) key order.
+    """Key blocks to compute per query block, in the (possibly permuted) key order.
 
     block_mask: bool [B, Hq, nq, nk]; entry (i, j) means query block i (original order) attends
-        key block j of the permuted key sequence.
-    key_perm: None (identity) or int64 [B, Hq or Hkv, L] mapping permuted position -> original.
-    segment_size: permutation segment; keys move only inside their segment. None means
-        block_size (no permutation), so token-level causal masking is needed only on the diagonal.
+        key block j of the key sequence in `key_order`.
+    key_order: the natural order, or a permutation whose keys move only inside their segment, so
+        token-level causal masking is needed only on a query block's own segment (its own block
+        without a permutation).
     """
 
     block_mask: torch.Tensor
     block_size: int
-    key_perm: torch.Tensor | None = None
-    segment_size: int | None = None
+    key_order: KeyOrder = NATURAL_ORDER
 
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
     ) -> torch.Tensor:
         """Run the block-sparse kernel on this plan; returns [B, Hq, L, D] in original order."""
-        from src.attention.kernels import block_sparse_attention
-
         return block_sparse_attention(
             q,
             k,
             v,
             self.block_mask,
             block_size=self.block_size,
-            key_perm=self.key_perm,
-            segment_size=self.segment_size,
+            key_perm=self.key_order.key_perm,
+            segment_size=self.key_order.segment_size,
             scale=scale,
             backend=backend,
         )
@@ -76,16 +66,12 @@ class VerticalSlashPlan:
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float, backend: str
     ) -> torch.Tensor:
         """Run the vertical-slash kernel on this plan; returns [B, Hq, L, D]."""
-        from src.attention.kernels.vertical_slash import vertical_slash_attention
-
         return vertical_slash_attention(
             q, k, v, self.vertical_indices, self.slash_offsets, scale=scale, backend=backend
         )
 
     def density(self, length: int) -> torch.Tensor:
         """Computed (query, key) pairs / causal pairs, float [B, Hq] (union of columns and bands)."""
-        from src.attention.kernels.vertical_slash import vertical_slash_density
-
         return vertical_slash_density(self.vertical_indices, self.slash_offsets, length)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from src.data.decoding import PLAIN, Decoding
 from src.registry import Registry
 
 
@@ -25,6 +26,8 @@ class Sample:
     keep_last_tokens: if set, only the last this-many token ids of the templated input are kept
         (left truncation, as OpenCompass's HF wrapper does).
     first_line_only: keep only the first line of the prediction before scoring.
+    decoding: how the generated ids become the prediction text (`src.data.decoding`), as the
+        benchmark's official harness decoded them.
     """
 
     id: str
@@ -38,6 +41,7 @@ class Sample:
     truncate_to: int | None = None
     keep_last_tokens: int | None = None
     first_line_only: bool = False
+    decoding: Decoding = PLAIN
     meta: dict[str, Any] = field(default_factory=dict)
 
 

@@ -5,23 +5,29 @@ harness="longbench" follows THUDM/LongBench `pred.py` and `eval.py`:
 - truncation: the raw prompt (before any chat template) is cut in the middle to `max_length`
   tokens by `src.data.truncation.middle_truncate`, which the generation loop calls with `Sample.truncate_to`;
 - chat template on every task except trec, triviaqa, samsum, lsht, lcc and repobench-p;
-- greedy decoding of `dataset2maxlen.json` new tokens; trec/triviaqa/samsum/lsht are scored on
-  the first line of the prediction only; one metric per task (`src.metrics.longbench`).
+- greedy decoding of `dataset2maxlen.json` new tokens, decoded as transformers 4.x did
+  (`decode(ids, skip_special_tokens=True)` with the tokenizer's clean-up, `src.data.decoding`);
+  trec/triviaqa/samsum/lsht are scored on the first line of the prediction only; one metric per
+  task (`src.metrics.longbench`).
   Not expressible as a Sample: the HF-era pred.py also stops samsum at a newline with at least
   one new token, which first-line scoring makes nearly equivalent.
 
 harness="opencompass" follows OpenCompass's LongBench configs (`configs/datasets/longbench/*`,
 the `HuggingFacewithChatTemplate` model wrapper), which the PBS-Attn paper ran. Differences:
+- narrativeqa's prompt reads "as concisely" where the official one reads "asconcisely";
 - qasper uses the multi-document QA prompt ("Answer the question based on the given passages...")
   with 32 new tokens instead of 128; multi_news's prompt ends with an extra "\\n";
-- templates are filled by replacing "{context}" then "{input}" (text inside the context that
-  looks like "{input}" is replaced too);
+- templates are filled by replacing "{input}", then "{context}", then the output column
+  ("{answers}", or "{all_labels}" for trec/lsht) by "" (text inside the question that looks like
+  "{context}" becomes the context; "{input}" inside the context stays as it is);
 - the chat template is applied to every task (each prompt is one HUMAN turn);
 - no middle truncation: the wrapper tokenizes the chat-templated prompt with
   `truncation_side='left'`, keeping its last `max_seq_len` tokens (`mode='none'`, the paper's
   setting, with max_seq_len = 128 * 1024 for Llama-3.1). Samples carry that budget as
   `Sample.keep_last_tokens` and `truncate_to=None`; the loop applies it to the templated
   token ids (`ids[-n:]`), reproducing OpenCompass on over-long inputs;
+- the prediction is decoded with special tokens kept and cut at the first stop word, with
+  transformers 4.x's clean-up (`src.data.decoding.TRANSFORMERS4_WITH_SPECIAL`);
 - code similarity uses python-Levenshtein (installed with OpenCompass) under fuzzywuzzy.
 Its evaluators sum over references where eval.py takes the maximum (count, retrieval,
 classification); LongBench has one reference per sample for those tasks, so scores agree. Not
@@ -43,6 +49,7 @@ import pandas as pd
 
 from src.data import hub
 from src.data.base import Sample, register_dataset
+from src.data.decoding import TRANSFORMERS4, TRANSFORMERS4_WITH_SPECIAL
 from src.data.longbench_prompts import (
     CATEGORIES,
     E_TASKS,
@@ -53,11 +60,12 @@ from src.data.longbench_prompts import (
     OPENCOMPASS_FIELDS,
     OPENCOMPASS_MAX_NEW_TOKENS,
     OPENCOMPASS_METRICS,
+    OPENCOMPASS_OUTPUT_COLUMN,
     OPENCOMPASS_PROMPTS,
     PROMPTS,
     TASKS,
 )
-from src.data.prompting import braced, fill_fields
+from src.data.prompting import fill_opencompass_row
 from src.registry import ConfigError
 
 HARNESSES = ("longbench", "opencompass")
@@ -69,7 +77,8 @@ def task_prompt(task: str, record: dict[str, Any], harness: str = "longbench") -
     """The prompt of one LongBench record under the given harness (before truncation/template)."""
     if harness == "longbench":
         return PROMPTS[task].format(**record)
-    return fill_fields(OPENCOMPASS_PROMPTS[task], record, braced(OPENCOMPASS_FIELDS))
+    output_column = OPENCOMPASS_OUTPUT_COLUMN[task]
+    return fill_opencompass_row(OPENCOMPASS_PROMPTS[task], record, (*OPENCOMPASS_FIELDS, output_column), output_column)
 
 
 def to_sample(task: str, record: dict[str, Any], *, e: bool, harness: str, max_length: int) -> Sample:
@@ -93,6 +102,7 @@ def to_sample(task: str, record: dict[str, Any], *, e: bool, harness: str, max_l
         truncate_to=max_length if official else None,
         keep_last_tokens=None if official else max_length,
         first_line_only=task in FIRST_LINE_ONLY,
+        decoding=TRANSFORMERS4 if official else TRANSFORMERS4_WITH_SPECIAL,
         meta=meta,
     )
 

@@ -1,8 +1,9 @@
 """LongBench (v1) and LongBench v2 evaluation settings, as data: prompt templates, generation
 lengths, chat-template exceptions, metrics and the paper's task categories.
 
-Sources (THUDM/LongBench): `config/dataset2prompt.json` (the current text, "as concisely"; early
-releases had the typo "asconcisely"), `config/dataset2maxlen.json`, `pred.py` (the tasks that skip
+Sources (THUDM/LongBench): `LongBench/config/dataset2prompt.json` (word for word, including
+narrativeqa's "asconcisely", twice; OpenCompass's copy reads "as concisely"),
+`config/dataset2maxlen.json`, `pred.py` (the tasks that skip
 the chat template), `eval.py` (metric per task, first-line post-processing), LongBench v2
 `prompts/0shot*.txt` and `pred.py` (128 new tokens, 1024 for the chain-of-thought step).
 OpenCompass (open-compass/opencompass, `configs/datasets/longbench*/`, what the PBS-Attn paper ran):
@@ -43,10 +44,10 @@ _MULTI_DOC_QA = (
 PROMPTS = MappingProxyType({
     "narrativeqa": (
         "You are given a story, which can be either a novel or a movie script, and a "
-        "question. Answer the question as concisely as you can, using a single phrase if "
+        "question. Answer the question asconcisely as you can, using a single phrase if "
         "possible. Do not provide any explanation.\n\n"
         "Story: {context}\n\n"
-        "Now, answer the question based on the story as concisely as you can, using a "
+        "Now, answer the question based on the story asconcisely as you can, using a "
         "single phrase if possible. Do not provide any explanation.\n\n"
         "Question: {input}\n\n"
         "Answer:"
@@ -228,18 +229,27 @@ CATEGORIES: tuple[Category, ...] = (
     Category("Synthetic", "Synthetic", ("passage_count", "passage_retrieval_en", "passage_retrieval_zh")),
 )
 
-# OpenCompass's LongBench configs, where they differ from the official ones: qasper reuses the
-# multi-document QA prompt with 32 new tokens, multi_news ends its prompt with a newline, and
-# code similarity is computed with python-Levenshtein installed (fuzzywuzzy then uses it).
+# OpenCompass's LongBench configs, where they differ from the official ones: narrativeqa reads
+# "as concisely", qasper reuses the multi-document QA prompt with 32 new tokens, multi_news ends its
+# prompt with a newline, and code similarity is computed with python-Levenshtein installed
+# (fuzzywuzzy then uses it).
 OPENCOMPASS_PROMPTS = MappingProxyType({
-    **PROMPTS, "qasper": PROMPTS["hotpotqa"], "multi_news": PROMPTS["multi_news"] + "\n",
+    **PROMPTS,
+    "narrativeqa": PROMPTS["narrativeqa"].replace("asconcisely", "as concisely"),
+    "qasper": PROMPTS["hotpotqa"],
+    "multi_news": PROMPTS["multi_news"] + "\n",
 })
 OPENCOMPASS_MAX_NEW_TOKENS = MappingProxyType({**MAX_NEW_TOKENS, "qasper": 32})
 OPENCOMPASS_METRICS = MappingProxyType({
     **METRICS, "lcc": "longbench_code_sim_opencompass", "repobench-p": "longbench_code_sim_opencompass",
 })
-# OpenCompass fills templates by replacing "{field}" in this order (its reader_cfg input_columns).
-OPENCOMPASS_FIELDS: tuple[str, ...] = ("context", "input")
+# OpenCompass fills a template by replacing "{key}" for every key of the test row, in the row's
+# key order (`safe_format` over the dict its LongBench*Dataset.load builds): "input" (tasks that
+# have one), then "context", then the output column, replaced by "" (GenInferencer's
+# gen_field_replace_token). The output column is "all_labels" for trec and lsht, else "answers".
+OPENCOMPASS_FIELDS: tuple[str, ...] = ("input", "context")
+OPENCOMPASS_OUTPUT_COLUMN = MappingProxyType({task: "all_labels" if task in ("trec", "lsht") else "answers"
+                                             for task in TASKS})
 
 # LongBench v2 (prompts/0shot.txt, 0shot_cot.txt, 0shot_cot_ans.txt): placeholders $DOC$, $Q$,
 # $C_A$..$C_D$ and $COT$, filled by successive str.replace in pred.py's order.
@@ -270,7 +280,7 @@ V2_MAX_NEW_TOKENS = 128
 V2_COT_MAX_NEW_TOKENS = 1024
 
 # OpenCompass longbenchv2_gen (75fbba, what the paper ran): one chain-of-thought turn, its closing
-# quote missing as in the config; fields replaced in this order; no max_out_len of its own.
+# quote missing as in the config; no max_out_len of its own.
 V2_OPENCOMPASS_PROMPT = (
     "Please read the following text and answer the questions below.\n "
     "<text> \n {context} \n </text> \n \n "
@@ -279,7 +289,9 @@ V2_OPENCOMPASS_PROMPT = (
     "Let\u2019s think step by step. Based on the above, what is the single, most likely answer choice? "
     'Format your response as follows: "The correct answer is (insert answer here)'
 )
+# The key order of the row LongBenchv2Dataset.load builds, "answer" being the output column ("").
 V2_OPENCOMPASS_FIELDS: tuple[str, ...] = (
-    "context", "question", "choice_A", "choice_B", "choice_C", "choice_D", "difficulty", "length",
+    "question", "context", "answer", "choice_A", "choice_B", "choice_C", "choice_D", "difficulty", "length",
 )
+V2_OPENCOMPASS_OUTPUT_COLUMN = "answer"
 V2_OPENCOMPASS_MAX_NEW_TOKENS = 2048

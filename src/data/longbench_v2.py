@@ -5,8 +5,12 @@ harness="longbench" follows LongBench v2's `pred.py`:
   stripped fields; 128 new tokens; the chat template is applied (pred.py queries a chat API);
 - truncation: the prompt is cut in the middle to `max_length` tokens (`Sample.truncate_to`, done
   by the loop with `src.data.truncation.middle_truncate`; pred.py uses 120000 for 128K models);
+- decoding: as vLLM's server returned it (special tokens skipped, no clean-up, `PLAIN` in
+  `src.data.decoding`); the middle truncation decodes with pred.py's transformers 4.45 tokenizer;
 - scoring: the letter from "The correct answer is (X)" or "The correct answer is X"
-  (metric `longbench_v2_choice`).
+  (metric `longbench_v2_choice`). pred.py writes no result for an empty output (`if output ==
+  '': continue`) and result.py divides by the results written, so the summary leaves samples
+  with an empty prediction out of every score and n and counts them in `dropped_empty`.
   pred.py samples at temperature 0.1; the loop decodes greedily.
 - `cot=True`: pred.py's chain of thought takes two generations (the `0shot_cot.txt` prompt with
   1024 new tokens, then `0shot_cot_ans.txt` holding that reasoning, 128 new tokens). One Sample
@@ -16,8 +20,9 @@ harness="longbench" follows LongBench v2's `pred.py`:
 
 harness="opencompass" follows OpenCompass's `longbenchv2_gen` (what the PBS-Attn paper ran):
 its own one-turn chain-of-thought prompt filled by successive "{field}" replacement (no strip),
-2048 new tokens (the paper's model `max_out_len`), the letter read by OpenCompass's
-`first_option_postprocess` (metric `longbench_v2_choice_opencompass`), and no middle truncation:
+2048 new tokens (the paper's model `max_out_len`), decoding as its `HuggingFacewithChatTemplate`
+(`TRANSFORMERS4_WITH_SPECIAL`), the letter read by OpenCompass's `first_option_postprocess`
+(metric `longbench_v2_choice_opencompass`; an empty output scores 0), and no middle truncation:
 OpenCompass keeps the last `max_seq_len` tokens of the chat-templated prompt
 (`Sample.keep_last_tokens`, see `src.data.longbench`). `cot` does not apply to it.
 
@@ -33,17 +38,19 @@ import pandas as pd
 
 from src.data import hub
 from src.data.base import Sample, register_dataset
+from src.data.decoding import PLAIN, TRANSFORMERS4_WITH_SPECIAL
 from src.data.longbench import HARNESSES
 from src.data.longbench_prompts import (
     V2_COT_MAX_NEW_TOKENS,
     V2_MAX_NEW_TOKENS,
     V2_OPENCOMPASS_FIELDS,
     V2_OPENCOMPASS_MAX_NEW_TOKENS,
+    V2_OPENCOMPASS_OUTPUT_COLUMN,
     V2_OPENCOMPASS_PROMPT,
     V2_PROMPT,
     V2_PROMPT_COT,
 )
-from src.data.prompting import braced, fill_fields
+from src.data.prompting import fill_fields, fill_opencompass_row
 from src.registry import ConfigError
 
 DIFFICULTIES = ("easy", "hard")
@@ -66,14 +73,15 @@ def official_prompt(template: str, record: dict[str, Any], cot_response: str | N
 
 
 def opencompass_prompt(record: dict[str, Any]) -> str:
-    """OpenCompass's LongBench v2 prompt: each "{field}" replaced in its reader's column order."""
-    return fill_fields(V2_OPENCOMPASS_PROMPT, record, braced(V2_OPENCOMPASS_FIELDS))
+    """OpenCompass's LongBench v2 prompt: each "{field}" replaced in the order of its dataset's rows."""
+    return fill_opencompass_row(V2_OPENCOMPASS_PROMPT, record, V2_OPENCOMPASS_FIELDS, V2_OPENCOMPASS_OUTPUT_COLUMN)
 
 
 def to_sample(record: dict[str, Any], *, cot: bool, harness: str, max_length: int) -> Sample:
     """One LongBench v2 item as a Sample under the given harness."""
     official = harness == "longbench"
     meta: dict[str, Any] = {key: record[key] for key in ("domain", "sub_domain", "difficulty", "length")}
+    meta["harness"] = harness
     if official:
         prompt = official_prompt(V2_PROMPT_COT if cot else V2_PROMPT, record)
         max_new_tokens = V2_COT_MAX_NEW_TOKENS if cot else V2_MAX_NEW_TOKENS
@@ -90,6 +98,7 @@ def to_sample(record: dict[str, Any], *, cot: bool, harness: str, max_length: in
         use_chat_template=True,
         truncate_to=max_length if official else None,
         keep_last_tokens=None if official else max_length,
+        decoding=PLAIN if official else TRANSFORMERS4_WITH_SPECIAL,
         meta=meta,
     )
 
@@ -103,28 +112,41 @@ def _local_file(local_dir: Path) -> Path:
     return local_dir / "data.json" if local_dir.is_dir() else local_dir
 
 
-def _group_rows(rows: pd.DataFrame, level: str, column: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    table = []
-    for name in names:
-        scores = rows.loc[rows[column] == name, "score"]
-        table.append({"level": level, "name": name, "score": 100 * scores.mean() if len(scores) else math.nan,
-                      "n": len(scores)})
-    return table
+SUMMARY_COLUMNS = ["level", "name", "score", "n", "dropped_empty"]
+
+
+def dropped_by_pred_py(rows: pd.DataFrame) -> pd.Series:
+    """Rows official pred.py writes no result for: an empty prediction under harness "longbench".
+
+    Rows without `meta_harness` (runs made before it was recorded) are all kept.
+    """
+    if "meta_harness" not in rows or "prediction" not in rows:
+        return pd.Series(False, index=rows.index)
+    return (rows["meta_harness"] == "longbench") & (rows["prediction"] == "")
+
+
+def _summary_row(level: str, name: str, rows: pd.DataFrame, in_group: pd.Series, dropped: pd.Series) -> dict[str, Any]:
+    scores = rows.loc[in_group & ~dropped, "score"]
+    return {"level": level, "name": name, "score": 100 * scores.mean() if len(scores) else math.nan,
+            "n": len(scores), "dropped_empty": int((in_group & dropped).sum())}
 
 
 def summarize_longbench_v2(rows: pd.DataFrame) -> pd.DataFrame:
     """Accuracy x100 overall, by difficulty (easy, hard) and by length (short, medium, long).
 
     Needs columns `score`, `meta_difficulty` and `meta_length`; also reports each `meta_domain`
-    present. Columns out: level (overall|difficulty|length|domain), name, score, n; a group with
-    no sample has score NaN and n 0.
+    present. Columns out: level (overall|difficulty|length|domain), name, score, n, dropped_empty:
+    the group's samples left out of score and n because official pred.py drops them
+    (`dropped_by_pred_py`). A group with no scored sample has score NaN and n 0.
     """
-    table = [{"level": "overall", "name": "overall", "score": 100 * rows["score"].mean(), "n": len(rows)}]
-    table += _group_rows(rows, "difficulty", "meta_difficulty", DIFFICULTIES)
-    table += _group_rows(rows, "length", "meta_length", LENGTHS)
+    dropped = dropped_by_pred_py(rows)
+    table = [_summary_row("overall", "overall", rows, pd.Series(True, index=rows.index), dropped)]
+    groups = [("difficulty", "meta_difficulty", DIFFICULTIES), ("length", "meta_length", LENGTHS)]
     if "meta_domain" in rows:
-        table += _group_rows(rows, "domain", "meta_domain", tuple(sorted(rows["meta_domain"].dropna().unique())))
-    return pd.DataFrame(table, columns=["level", "name", "score", "n"])
+        groups.append(("domain", "meta_domain", tuple(sorted(rows["meta_domain"].dropna().unique()))))
+    for level, column, names in groups:
+        table += [_summary_row(level, name, rows, rows[column] == name, dropped) for name in names]
+    return pd.DataFrame(table, columns=SUMMARY_COLUMNS)
 
 
 @register_dataset("longbench_v2", summarize=summarize_longbench_v2)

@@ -1,6 +1,7 @@
 """How text becomes a prompt and a prompt the model's input.
 
-`fill_fields` fills a benchmark's template from a record the way official harnesses do;
+`fill_fields` fills a benchmark's template from a record the way official harnesses do
+(`fill_opencompass_row` the way OpenCompass does);
 `model_input_text` is the exact text the generation loop feeds the model, shared with datasets
 that size their prompts in tokens and with benchmarks, so all count exactly what the model reads.
 """
@@ -27,9 +28,12 @@ def fill_fields(
     return template
 
 
-def braced(fields: Iterable[str]) -> list[tuple[str, str]]:
-    """("{field}", field) placeholders, OpenCompass's template syntax, in the given order."""
-    return [(f"{{{name}}}", name) for name in fields]
+def fill_opencompass_row(template: str, record: Mapping[str, Any], keys: Iterable[str], output_column: str) -> str:
+    """OpenCompass's prompt for one test row (`PromptTemplate.generate_item`, `safe_format`): "{key}"
+    replaced by the row's value as text for each of `keys`, the row's own key order, with the
+    output column's value "" (GenInferencer's `gen_field_replace_token`, so the answer never leaks)."""
+    row = {**record, output_column: ""}
+    return fill_fields(template, row, [(f"{{{key}}}", key) for key in keys])
 
 
 def wrap_prompt(prompt: str, tokenizer: Any, use_chat_template: bool, answer_prefix: str) -> str:

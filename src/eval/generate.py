@@ -22,6 +22,7 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 from src.data.base import Sample
+from src.data.decoding import decode_text
 from src.data.prompting import model_input_text
 from src.registry import ConfigError
 
@@ -102,8 +103,9 @@ def prompt_ids(tokenizer: object, sample: Sample) -> torch.Tensor:
 
 
 def answer_text(tokenizer: object, sample: Sample, tokens: list[int]) -> str:
-    """The generated tokens as the prediction text that gets scored."""
-    return tokenizer.decode(tokens, skip_special_tokens=True)
+    """The generated tokens as the prediction text that gets scored (decoded as the sample's
+    harness decodes)."""
+    return decode_text(tokenizer, tokens, sample.decoding)
 
 
 @torch.inference_mode()

@@ -20,7 +20,7 @@ from src.eval.loggers import LOGGERS
 from src.eval.loop_config import LoopConfig
 from src.eval.results import SampleLog, rows_frame, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
-from src.eval.stats import StatsRecorder
+from src.attention.stats import StatsRecorder
 from src.metrics import get_metric
 from src.models.loader import LoadedModel, load_model
 from src.provenance import measured_on

@@ -12,6 +12,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 
 from src.data import DATASETS, hub
 from src.data import longbench as lb
+from src.data.decoding import TRANSFORMERS4, TRANSFORMERS4_WITH_SPECIAL
 from src.data.longbench_prompts import CATEGORIES, E_TASKS, TASKS
 from src.registry import ConfigError
 
@@ -22,10 +23,11 @@ _MULTI_DOC = (
     "Answer the question based on the given passages. Only give me the answer and do not output any other words."
 )
 EXPECTED = {
+    # dataset2prompt.json word for word, its "asconcisely" (twice) included
     "narrativeqa": lambda c, i: (
         "You are given a story, which can be either a novel or a movie script, and a question. Answer the question "
-        "as concisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nStory: "
-        f"{c}\n\nNow, answer the question based on the story as concisely as you can, using a single phrase if "
+        "asconcisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nStory: "
+        f"{c}\n\nNow, answer the question based on the story asconcisely as you can, using a single phrase if "
         f"possible. Do not provide any explanation.\n\nQuestion: {i}\n\nAnswer:"
     ),
     "qasper": lambda c, i: (
@@ -154,16 +156,37 @@ def test_opencompass_harness_differences() -> None:
     assert news_sample.prompt == EXPECTED["multi_news"](news["context"], news["input"]) + "\n"
     lcc, = lb.load(tokenizer=None, tasks=["lcc"], max_length=500, source="fixture", harness="opencompass")[:1]
     assert lcc.use_chat_template and lcc.metric == "longbench_code_sim_opencompass"
+    story = _fixture_record("narrativeqa")
+    narrative, = lb.load(tokenizer=None, tasks=["narrativeqa"], max_samples=1, max_length=500, source="fixture",
+                         harness="opencompass")
+    # OpenCompass's narrativeqa config reads "as concisely"; everything else is the official text
+    assert narrative.prompt == EXPECTED["narrativeqa"](story["context"], story["input"]).replace(
+        "asconcisely", "as concisely")
+    assert narrative.prompt.count("as concisely") == 2 and "asconcisely" not in narrative.prompt
 
 
-def test_opencompass_fills_fields_by_successive_replacement() -> None:
-    record = {"context": "def f(): return f'{input}'", "input": "QUESTION"}
-    assert lb.task_prompt("lcc", record) == (
-        "Please complete the code given below. \ndef f(): return f'{input}'Next line of code:\n"
+def test_decoding_per_harness() -> None:
+    official = lb.load(tokenizer=None, max_samples=1, max_length=500, source="fixture")
+    compass = lb.load(tokenizer=None, max_samples=1, max_length=500, source="fixture", harness="opencompass")
+    # pred.py: decode(ids, skip_special_tokens=True); HuggingFacewithChatTemplate: batch_decode(outputs); both 4.x
+    assert {s.decoding for s in official} == {TRANSFORMERS4}
+    assert {s.decoding for s in compass} == {TRANSFORMERS4_WITH_SPECIAL}
+
+
+def test_opencompass_fills_input_then_context_then_blanks_the_output_column() -> None:
+    # LongBench*Dataset rows are {input, context, answers}; safe_format replaces "{key}" in that order and
+    # GenInferencer sets the output column to "". pred.py's str.format never looks inside the values.
+    record = {"context": "def f(): return f'{input}{answers}'", "input": "x = {context}"}
+    assert lb.task_prompt("repobench-p", record) == (
+        "Please complete the code given below. \ndef f(): return f'{input}{answers}'x = {context}Next line of code:\n"
     )
-    assert lb.task_prompt("lcc", record, "opencompass") == (
-        "Please complete the code given below. \ndef f(): return f'QUESTION'Next line of code:\n"
+    assert lb.task_prompt("repobench-p", record, "opencompass") == (
+        "Please complete the code given below. \ndef f(): return f'{input}'x = def f(): return f'{input}'"
+        "Next line of code:\n"
     )
+    # trec's output column is all_labels: "{answers}" in its text is left alone, "{all_labels}" blanked
+    trec = {"context": "Q: {answers}? {all_labels}", "input": "{input}"}
+    assert lb.task_prompt("trec", trec, "opencompass").endswith("\n\nQ: {answers}? \n{input}")
 
 
 def test_longbench_e_samples_and_task_checks() -> None:

@@ -11,6 +11,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 
 from src.data import DATASETS, hub
 from src.data import longbench_v2 as v2
+from src.data.decoding import PLAIN, TRANSFORMERS4_WITH_SPECIAL
 from src.data.longbench_prompts import V2_PROMPT_COT_ANSWER
 from src.metrics import get_metric
 from src.registry import ConfigError
@@ -38,7 +39,9 @@ def test_official_prompt_strips_and_fills_fields() -> None:
     assert (sample.max_new_tokens, sample.truncate_to, sample.use_chat_template) == (128, 1000, True)
     assert (sample.metric, sample.references, sample.task) == ("longbench_v2_choice", ["A"], "longbench_v2")
     assert sample.meta == {"domain": "Single-Document QA", "sub_domain": "Literary", "difficulty": "hard",
-                           "length": "short"}
+                           "length": "short", "harness": "longbench"}
+    # pred.py reads the answer through a vLLM server: special tokens skipped, no 4.x clean-up
+    assert sample.decoding == PLAIN
 
 
 def test_placeholders_are_replaced_one_after_another() -> None:
@@ -74,6 +77,17 @@ def test_opencompass_prompt_and_settings() -> None:
     assert (sample.max_new_tokens, sample.truncate_to) == (2048, None)
     assert sample.metric == "longbench_v2_choice_opencompass"
     assert sample.keep_last_tokens == 131072
+    assert sample.decoding == TRANSFORMERS4_WITH_SPECIAL and sample.meta["harness"] == "opencompass"
+
+
+def test_opencompass_fills_fields_in_the_order_of_its_dataset_rows() -> None:
+    # LongBenchv2Dataset rows are {question, context, answer, choice_A..D, difficulty, length}; safe_format
+    # replaces "{key}" in that order, the output column "answer" by "": a "{context}" inside the question
+    # becomes the document, a "{question}" inside the document stays, and "{answer}" is blanked.
+    record = {**RECORD, "question": "Is {context} signed?", "context": "A {question} {answer} {choice_A}"}
+    prompt = v2.opencompass_prompt(record)
+    assert "<text> \n A {question}  Tomas  \n </text>" in prompt
+    assert "this question: Is A {question}  Tomas  signed? \n" in prompt
 
 
 def test_fixture_covers_difficulties_and_lengths_and_filters() -> None:
@@ -123,6 +137,27 @@ def test_hub_and_local_files(monkeypatch, tmp_path: Path) -> None:
         v2.load(tokenizer=None, local_dir=str(tmp_path / "missing"))
 
 
+def test_summary_leaves_out_empty_outputs_under_the_official_harness_only() -> None:
+    # pred.py: `if output == '': continue`, so result.py's denominators never see them; OpenCompass scores them 0
+    rows = pd.DataFrame({
+        "id": ["a", "b", "c", "d", "e", "f"],
+        "task": "longbench_v2",
+        "prediction": ["The correct answer is (A)", "", "no letter", "", " ", ""],
+        "score": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        "meta_harness": ["longbench"] * 5 + ["opencompass"],
+        "meta_difficulty": ["easy", "easy", "hard", "hard", "hard", "hard"],
+        "meta_length": ["short"] * 6,
+    })
+    summary = v2.summarize_longbench_v2(rows).set_index(["level", "name"])
+    assert list(summary.columns) == ["score", "n", "dropped_empty"]
+    # kept: a (1), c (0), e (a space is not empty), f (OpenCompass) -> 1/4
+    assert summary.loc[("overall", "overall")].tolist() == pytest.approx([25.0, 4, 2])
+    assert summary.loc[("difficulty", "easy")].tolist() == pytest.approx([100.0, 1, 1])
+    assert summary.loc[("difficulty", "hard")].tolist() == pytest.approx([0.0, 3, 1])
+    only_empty = v2.summarize_longbench_v2(rows.iloc[[1]]).set_index(["level", "name"]).loc[("overall", "overall")]
+    assert math.isnan(only_empty.score) and (only_empty.n, only_empty.dropped_empty) == (0, 1)
+
+
 def test_summary_overall_difficulty_length() -> None:
     rows = pd.DataFrame({
         "id": [f"q{k}" for k in range(5)],
@@ -133,11 +168,11 @@ def test_summary_overall_difficulty_length() -> None:
         "meta_domain": ["Code Repository Understanding"] * 2 + ["Single-Document QA"] * 3,
     })
     summary = v2.summarize_longbench_v2(rows).set_index(["level", "name"])
-    assert summary.loc[("overall", "overall")].tolist() == pytest.approx([60.0, 5])
-    assert summary.loc[("difficulty", "easy")].tolist() == pytest.approx([50.0, 2])
-    assert summary.loc[("difficulty", "hard")].tolist() == pytest.approx([200 / 3, 3])
-    assert summary.loc[("length", "short")].tolist() == pytest.approx([200 / 3, 3])
-    assert summary.loc[("length", "long")].tolist() == pytest.approx([50.0, 2])
+    assert summary.loc[("overall", "overall")].tolist() == pytest.approx([60.0, 5, 0])
+    assert summary.loc[("difficulty", "easy")].tolist() == pytest.approx([50.0, 2, 0])
+    assert summary.loc[("difficulty", "hard")].tolist() == pytest.approx([200 / 3, 3, 0])
+    assert summary.loc[("length", "short")].tolist() == pytest.approx([200 / 3, 3, 0])
+    assert summary.loc[("length", "long")].tolist() == pytest.approx([50.0, 2, 0])
     medium = summary.loc[("length", "medium")]
     assert math.isnan(medium.score) and medium.n == 0
-    assert summary.loc[("domain", "Single-Document QA")].tolist() == pytest.approx([200 / 3, 3])
+    assert summary.loc[("domain", "Single-Document QA")].tolist() == pytest.approx([200 / 3, 3, 0])

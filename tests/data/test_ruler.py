@@ -12,12 +12,17 @@ from typing import Any
 
 import pytest
 
+from src.configs import compose_config
 from src.data import DATASETS
+from src.data.base import TokenCounter
 from src.data.prompting import model_input_text
 from src.data.ruler import load
 from src.data.ruler.haystack import largest_fitting_size, split_sentences
+from src.data.ruler.loader import InputMeter
 from src.data.ruler.niah import NIAH_CONFIGS
-from src.data.ruler.words import riemann_zeta
+from src.data.ruler.task import Context
+from src.data.ruler.templates import CWE_TEXT, MODEL_TEMPLATES
+from src.data.ruler.words import CommonWords, riemann_zeta
 from src.registry import ConfigError
 
 SYNTHETIC = [*NIAH_CONFIGS, "vt", "cwe", "fwe"]
@@ -231,3 +236,48 @@ def test_zeta_and_sentence_split() -> None:
     assert riemann_zeta(2.0) == pytest.approx(math.pi**2 / 6, abs=1e-9)
     assert riemann_zeta(3.0) == pytest.approx(1.2020569031595942, abs=1e-9)
     assert split_sentences("It rained. Then? 3 dogs ran! ok. Fine") == ["It rained.", "Then?", "3 dogs ran! ok.", "Fine"]
+
+
+def _ruler_cwe_input(model_template: str, shot_context: str, shot_answer: str, context: str) -> tuple[str, str]:
+    """RULER's cwe input and answer prefix, as prepare.py and common_words_extraction.py build them."""
+    template = MODEL_TEMPLATES[model_template].format(task_template=CWE_TEXT.template) + CWE_TEXT.answer_prefix
+    few_shot = template.format(context=shot_context) + " " + shot_answer
+    text = few_shot + "\n" + template.format(context=context)
+    cut = text.rfind(CWE_TEXT.answer_prefix[:10])
+    return text[:cut], text[cut:]
+
+
+@pytest.mark.parametrize("model_template", ["base", "meta-llama3", "meta-chat"])
+def test_cwe_wraps_its_solved_example_in_the_model_template_as_ruler_does(tokenizer: Any, model_template: str) -> None:
+    draft = CommonWords("cwe", Context(seed=42, length=4096, counter=TokenCounter(tokenizer))).draft(60, 0)
+    (shot_question, shot_answer), = draft.examples
+    shot_context, context = (re.search(r"most often\.\n(.*)\nQuestion:", text, re.S).group(1)
+                             for text in (shot_question, draft.body))
+    numbered = shot_answer.removeprefix(CWE_TEXT.answer_prefix + " ")
+    expected_input, expected_prefix = _ruler_cwe_input(model_template, shot_context, numbered, context)
+    assert InputMeter(tokenizer, model_template).prompt(draft) == expected_input
+    assert draft.answer_prefix == expected_prefix
+
+
+def test_a_non_base_template_replaces_the_chat_template_and_repeats_around_the_cwe_example(tokenizer: Any) -> None:
+    cwe, niah = load(tokenizer=tokenizer, tasks=["cwe", "niah_single_1"], length=1024, num_samples=1,
+                     template="meta-llama3")
+    header = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+    turn_end = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    assert not cwe.use_chat_template and not niah.use_chat_template
+    assert niah.prompt.startswith(header + "A special magic number is hidden") and niah.prompt.endswith(turn_end)
+    assert niah.prompt.count(header) == 1
+    # the solved example is a turn of its own, its answer after the assistant header, then the question's turn
+    assert cwe.prompt.startswith(header + "Below is a numbered list of words.") and cwe.prompt.endswith(turn_end)
+    assert cwe.prompt.count(header) == 2 and cwe.prompt.count(turn_end) == 2
+    assert f"{turn_end} Answer: The top 10 words that appear most often in the list are: 1. " in cwe.prompt
+    assert f"\n{header}Below is a numbered list of words." in cwe.prompt
+
+
+def test_model_configs_pick_rulers_template_for_their_family() -> None:
+    picked = {model: compose_config({"model": model}).dataset.template
+              for model in ("llama3.1-8b", "qwen2.5-7b-1m", "qwen3-8b", "smollm2", "smollm2_rope4x", "tiny_llama")}
+    # RULER's config_models.sh: llama3.1-8b-chat -> meta-llama3; it has no Qwen or SmolLM template
+    assert picked == {"llama3.1-8b": "meta-llama3", "qwen2.5-7b-1m": "base", "qwen3-8b": "base", "smollm2": "base",
+                      "smollm2_rope4x": "base", "tiny_llama": "base"}
+    assert compose_config({"model": "llama3.1-8b"}, ["dataset.template=base"]).dataset.template == "base"

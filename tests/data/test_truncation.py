@@ -31,3 +31,13 @@ def test_middle_truncate_leaves_short_text_alone(tokenizer) -> None:
     assert middle_truncate("a short prompt", tokenizer, 64) == "a short prompt"
     with pytest.raises(ValueError, match="max_tokens"):
         middle_truncate("text", tokenizer, 1)
+
+
+def test_middle_truncate_decodes_as_transformers_4_did(tokenizer) -> None:
+    # pred.py's decode(..., skip_special_tokens=True) under transformers 4.x cleans up when the tokenizer's
+    # config asks for it (the bundled one does): " ," -> ",", " ." -> ".", " ?" -> "?" in both halves
+    text = "x = foo(a , b) .bar ? " * 60
+    out = middle_truncate(text, tokenizer, 40)
+    assert out.startswith("x = foo(a, b).bar? x = foo(a, b)")
+    assert out.endswith("x = foo(a, b).bar? ")
+    assert " ," not in out and " ." not in out and " ?" not in out

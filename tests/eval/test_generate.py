@@ -15,6 +15,7 @@ from src.attention.integration import install_method
 from src.attention.methods import build_method
 from src.configs import compose_config
 from src.data.base import Sample
+from src.data.decoding import decode_text
 from src.eval.generate import DecodeLimits, generate_all, prefill, prompt_ids, stop_ids
 from src.models.loader import LoadedModel, load_model
 from src.registry import ConfigError
@@ -127,7 +128,7 @@ def test_decode_groups_give_the_token_by_token_answers(tiny: Tiny, limits: Decod
     lengths = {len(tokens) for tokens in tiny.reference}
     assert len(lengths) >= 4 and any(len(t) < s.max_new_tokens for t, s in zip(tiny.reference, SAMPLES))
     for result, reference in zip(results, tiny.reference):
-        assert result.text == tiny.loaded.tokenizer.decode(reference, skip_special_tokens=True)
+        assert result.text == decode_text(tiny.loaded.tokenizer, reference, result.sample.decoding)
         assert result.output_tokens == len(reference) and result.prefill_s > 0 and result.decode_s >= 0
         assert result.input_tokens == prompt_ids(tiny.loaded.tokenizer, result.sample).shape[1]
 

@@ -1,30 +1,42 @@
-"""Choosing between a Triton estimation kernel and its torch reference.
+"""The one table of backend names and the one way every kernel op picks its backend.
 
-Every estimation step with a Triton version (PBS's permutation and selection, XAttention's
-antidiagonal scores) takes `backend` "auto", "triton" or "torch" from its config: "auto" runs
-Triton on the CUDA inputs it supports and torch otherwise, so CPU runs and unusual shapes keep
-working, while "triton" fails loudly when the kernel cannot run instead of silently falling back.
+Attention ops take `backend` from `method.backend` ("triton", "flex", "torch": whichever the op
+has); estimation ops take it from their component's config ("auto", "triton", "torch"), where
+"auto" runs Triton on the CUDA inputs it supports and torch otherwise, so CPU runs and unusual
+shapes keep working. Asking for "triton" where it cannot run fails loudly instead of silently
+falling back.
 """
 from __future__ import annotations
 
 import torch
 
+from src.checks import check_choice
+
 ESTIMATE_BACKENDS = ("auto", "triton", "torch")
 
+# op -> the backends it has ("torch" is always its plain-torch reference, naive.py).
+OP_BACKENDS: dict[str, tuple[str, ...]] = {
+    "block-sparse attention": ("triton", "flex", "torch"),
+    # No FlexAttention path: a vertical-slash mask is not aligned to blocks.
+    "vertical-slash attention": ("triton", "torch"),
+    "key permutation": ESTIMATE_BACKENDS,
+    "block selection": ESTIMATE_BACKENDS,
+    "antidiagonal estimate": ESTIMATE_BACKENDS,
+}
+# What `method.backend` may name: every attention backend some plan's op has.
+ATTENTION_BACKENDS = OP_BACKENDS["block-sparse attention"]
 
-def check_estimate_backend(backend: str, what: str = "backend", error: type[Exception] = ValueError) -> str:
-    """The backend name, or `error` ("unknown <what> ...") listing the allowed ones; components
-    checking their config pass ConfigError, calls checking an argument keep ValueError."""
-    if backend not in ESTIMATE_BACKENDS:
-        raise error(f"unknown {what} {backend!r}; allowed: {', '.join(ESTIMATE_BACKENDS)}")
-    return backend
 
+def resolve_backend(op: str, backend: str, x: torch.Tensor, unsupported: str | None) -> str:
+    """The backend `op` runs on inputs like `x`; `unsupported` is why Triton cannot (None: it can).
 
-def resolve_estimate_backend(backend: str, x: torch.Tensor, unsupported: str | None, what: str) -> str:
-    """"triton" or "torch" for inputs like `x`; `unsupported` is why Triton cannot run (None: it can)."""
-    check_estimate_backend(backend)
+    Raises ConfigError for a name the op does not have, ValueError when "triton" cannot run.
+    """
+    allowed = OP_BACKENDS[op]
+    check_choice(f"{op} backend", backend, allowed)
     if backend == "auto":
         return "triton" if x.is_cuda and unsupported is None else "torch"
     if backend == "triton" and unsupported is not None:
-        raise ValueError(f"the triton {what} cannot run: {unsupported}; use backend 'torch' or 'auto'")
+        others = " or ".join(repr(name) for name in allowed if name != "triton")
+        raise ValueError(f"the triton {op} cannot run: {unsupported}; use backend {others}")
     return backend

@@ -19,16 +19,12 @@ from collections.abc import Iterator
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.kernels.backends import check_estimate_backend
-from src.attention.kernels.antidiagonal_scores import (
-    TileConfig,
-    antidiagonal_block_mass,
-    resolve_backend,
-    triton_chunk_blocks,
-)
-from src.attention.plan import BlockSparsePlan, num_blocks
-from src.attention.select.common import causal_block_layout
-from src.attention.select.meanpool import check_inputs, sink_blocks
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
+from src.attention.kernels import ESTIMATE_BACKENDS, TileConfig, antidiagonal_block_masses
+from src.attention.ops import causal_block_layout, sink_blocks
+from src.attention.plan import BlockSparsePlan
+from src.attention.select.common import check_inputs
+from src.checks import check_choice, check_flag, check_int, check_number
 from src.registry import ConfigError
 
 
@@ -51,13 +47,6 @@ def forced_first_threshold_select(
     return (keep & allowed) | forced
 
 
-def xattention_chunk_size(length: int, block_size: int) -> int:
-    """x-attention's default query chunk in tokens (smaller for longer inputs), in whole blocks."""
-    power = 1 << max(length - 1, 1).bit_length()
-    tokens = max(min(max(2048, power), 128 * 1024 * 2048 // power), 2048)
-    return max(tokens // block_size, 1) * block_size
-
-
 @SELECTORS.register("antidiagonal")
 class AntidiagonalSelector:
     """XAttention's selector: antidiagonal block estimate + cumulative threshold.
@@ -73,9 +62,9 @@ class AntidiagonalSelector:
         backend's default: x-attention's length-dependent one for torch, whose memory is
         O(chunk_size * L / stride^2) per head, and for Triton as many as keep its
         O(chunk_size * L / (stride * block_size)) log-sum-exp table within 1 GiB.
-    backend: how the block masses are estimated: "triton" (fused kernels,
-        kernels/antidiagonal_scores.py), "torch" (the reference) or "auto", Triton for CUDA
-        inputs it supports and torch otherwise.
+    backend: how the block masses are estimated (kernels/antidiagonal): "triton" (fused
+        kernels), "torch" (the reference) or "auto", Triton for CUDA inputs it supports and torch
+        otherwise.
 
     Padding: q and k are zero-padded to whole blocks. A strided row or column that is all padding
     is dropped (its row zeroed, its column masked); the partly padded last one is kept with its
@@ -92,43 +81,24 @@ class AntidiagonalSelector:
         chunk_size: int | None = None,
         backend: str = "auto",
     ) -> None:
-        for name, value in (("block_size", block_size), ("stride", stride)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        self.block_size = check_int("block_size", block_size)
+        self.stride = check_int("stride", stride)
         if block_size % stride:
             raise ConfigError(f"block_size {block_size} must be a multiple of stride {stride}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
-            raise ConfigError(f"threshold must be a number in (0, 1], got {threshold!r}")
-        for name, flag in (("force_sink", force_sink), ("force_diagonal", force_diagonal)):
-            if not isinstance(flag, bool):
-                raise ConfigError(f"{name} must be true or false, got {flag!r}")
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size % block_size
-        ):
+        self.threshold = check_number("threshold", threshold, 0.0, 1.0)
+        self.force_sink = check_flag("force_sink", force_sink)
+        self.force_diagonal = check_flag("force_diagonal", force_diagonal)
+        if check_int("chunk_size", chunk_size, optional=True) is not None and chunk_size % block_size:
             raise ConfigError(f"chunk_size must be None or a positive multiple of block_size {block_size}, got {chunk_size!r}")
-        check_estimate_backend(backend, "backend", ConfigError)
-        self.block_size = block_size
-        self.stride = stride
-        self.threshold = float(threshold)
-        self.force_sink = force_sink
-        self.force_diagonal = force_diagonal
         self.chunk_size = chunk_size
-        self.backend = backend
-
-    def chunk_blocks(self, backend: str, batch: int, q_heads: int, length: int) -> int:
-        """Query blocks estimated per step: chunk_size, or the resolved backend's default."""
-        if self.chunk_size is not None:
-            return self.chunk_size // self.block_size
-        if backend == "triton":
-            return triton_chunk_blocks(batch, q_heads, length, self.block_size, self.stride)
-        return xattention_chunk_size(length, self.block_size) // self.block_size
+        self.backend = check_choice("backend", backend, ESTIMATE_BACKENDS)
 
     def block_masses(
         self,
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         backend: str | None = None,
         config: TileConfig | None = None,
@@ -139,32 +109,25 @@ class AntidiagonalSelector:
         selector's own; config: the Triton estimate's tile (None: its default), so a benchmark
         can time exactly this estimate under other launch shapes.
         """
-        backend = resolve_backend(backend or self.backend, q, k, block_size=self.block_size, stride=self.stride)
-        batch, q_heads, length, _ = q.shape
-        nb = num_blocks(length, self.block_size)
-        step = self.chunk_blocks(backend, batch, q_heads, length)
-        for start in range(0, nb, step):
-            rows = slice(start, min(start + step, nb))
-            mass = antidiagonal_block_mass(
-                q, k, key_perm,
-                block_size=self.block_size, stride=self.stride, scale=scale, row_blocks=rows, backend=backend, config=config,
-            )
-            yield rows, mass
+        return antidiagonal_block_masses(
+            q, k, key_order.key_perm, block_size=self.block_size, stride=self.stride, scale=scale,
+            chunk_blocks=None if self.chunk_size is None else self.chunk_size // self.block_size,
+            backend=backend or self.backend, config=config,
+        )
 
     def __call__(
         self,
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> BlockSparsePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order, self.block_size)
         batch, q_heads, length, _ = q.shape
-        allowed, diagonal = causal_block_layout(length, self.block_size, segment_size, q.device)
+        allowed, diagonal = causal_block_layout(length, self.block_size, key_order.segment_size, q.device)
         if self.threshold >= 1.0:
             selected = allowed.expand(batch, q_heads, -1, -1)
         else:
@@ -172,13 +135,13 @@ class AntidiagonalSelector:
             if self.force_diagonal:
                 forced = forced | diagonal
             if self.force_sink:
-                sink = sink_blocks(key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device)
+                sink = sink_blocks(
+                    key_order.key_perm, q_heads, batch, block_size=self.block_size, length=length, device=q.device
+                )
                 forced = forced | sink[:, :, None, :]
             chunks = [
                 forced_first_threshold_select(mass, forced[:, :, rows], allowed[rows], self.threshold)
-                for rows, mass in self.block_masses(q, k, key_perm=key_perm, scale=scale)
+                for rows, mass in self.block_masses(q, k, key_order=key_order, scale=scale)
             ]
             selected = torch.cat(chunks, dim=2)
-        return BlockSparsePlan(
-            block_mask=selected.contiguous(), block_size=self.block_size, key_perm=key_perm, segment_size=segment_size
-        )
+        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=self.block_size, key_order=key_order)

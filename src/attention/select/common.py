@@ -1,74 +1,49 @@
-"""Block-selection utilities every selector shares: pooling, causal block layout, top-mass picks.
+"""What several selectors share: the input check, and the diagonal sums and top-k picks that
+FlexPrefill's and MInference's estimates both make from their last queries' attention.
 
-Selectors differ in how they score key blocks; they agree on what a causal key block is (in
-permuted order, keys move only inside their segment) and on picking the fewest blocks that
-reach a cumulative mass.
+Torch operations of the whole package (blocks, layouts, pooling, softmax) live in
+`src/attention/ops.py`; this module holds only what is particular to selection.
 """
 from __future__ import annotations
 
 import torch
 
-from src.attention.plan import num_blocks
+from src.attention.key_order import KeyOrder
 
 
-def mean_pool_blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
-    """Mean over each block of `block_size` tokens: [B, H, L, D] -> float32 [B, H, nb, D].
-
-    The last, shorter block is averaged over the tokens it really has. Sums accumulate in fp32
-    without an upcast copy, and nothing is copied from the host (CUDA-graph safe).
-    """
-    b, h, length, d = x.shape
-    nb = num_blocks(length, block_size)
-    pad = nb * block_size - length
-    summed = torch.nn.functional.pad(x, (0, 0, 0, pad)).view(b, h, nb, block_size, d).sum(3, dtype=torch.float32)
-    starts = torch.arange(nb, device=x.device) * block_size
-    counts = (length - starts).clamp(max=block_size).float()
-    return summed / counts[:, None]
-
-
-def block_segment_ids(length: int, block_size: int, segment_size: int | None, device: torch.device) -> torch.Tensor:
-    """Segment id of every block, int64 [nb]; keys of a block stay inside its segment.
-
-    Only the first floor(L/S)*S tokens are segmented; each tail block is a segment of its own, as
-    is every block when there is no permutation (segment_size None).
-    """
-    nb = num_blocks(length, block_size)
-    blocks = torch.arange(nb, device=device)
-    if segment_size is None:
-        return blocks
-    if segment_size % block_size:
+def check_inputs(q: torch.Tensor, k: torch.Tensor, key_order: KeyOrder, block_size: int | None = None) -> None:
+    """Raise a one-line ValueError when q, k, the key order and the selection blocks (block_size,
+    None for a selector without blocks) do not fit together."""
+    batch, q_heads, length, head_dim = q.shape
+    if k.dim() != 4 or k.shape[0] != batch or k.shape[2:] != (length, head_dim) or q_heads % k.shape[1]:
+        raise ValueError(
+            f"k shape {tuple(k.shape)} does not fit q {tuple(q.shape)}: need same B, L, D and Hq a multiple of Hkv"
+        )
+    key_perm = key_order.key_perm
+    if key_perm is not None and key_perm.shape not in ((batch, q_heads, length), (batch, k.shape[1], length)):
+        raise ValueError(
+            f"key_perm shape {tuple(key_perm.shape)} must be [{batch}, {q_heads} or {k.shape[1]}, {length}]"
+        )
+    segment_size = key_order.segment_size
+    if block_size is not None and segment_size is not None and segment_size % block_size:
         raise ValueError(f"segment_size {segment_size} must be a multiple of block_size {block_size}")
-    blocks_per_segment = segment_size // block_size
-    full_segments = length // segment_size
-    in_segments = blocks < full_segments * blocks_per_segment
-    tail_ids = full_segments + (blocks - full_segments * blocks_per_segment)
-    return torch.where(in_segments, blocks // blocks_per_segment, tail_ids)
 
 
-def causal_block_layout(
-    length: int, block_size: int, segment_size: int | None, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(allowed, diagonal) bool [nb, nb] over (query block, permuted key block).
+def diagonal_sums(probs: torch.Tensor) -> torch.Tensor:
+    """Attention of the last n queries summed along each diagonal, indexed like FlexPrefill.
 
-    allowed: the key block can hold a key at or before some query of the query block.
-    diagonal: the key block lies in the query block's own segment (needs token-level masking).
+    probs: [..., n, L], row r being query L-n+r. Entry c of the result [..., L] is the sum over
+    the diagonal with offset (query - key) = L-1-c, so c = L-1 is the main diagonal. Rows are
+    reversed and skewed so each diagonal becomes a column; memory stays O(n * L).
     """
-    seg = block_segment_ids(length, block_size, segment_size, device)
-    allowed = seg[None, :] <= seg[:, None]
-    diagonal = seg[None, :] == seg[:, None]
-    return allowed, diagonal
+    n, length = probs.shape[-2:]
+    rows = torch.nn.functional.pad(probs.flip(-2), (0, n))
+    skewed = rows.flatten(-2)[..., : n * (length + n - 1)].unflatten(-1, (n, length + n - 1))
+    return skewed.sum(-2)[..., :length]
 
 
-def cumulative_threshold_select(probs: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Fewest entries per row (largest first) whose mass reaches `threshold` of the row total.
-
-    probs: non-negative [..., n] (masked entries 0). Returns bool [..., n]. With threshold >= 1
-    every positive entry is kept, so full threshold means full attention.
-    """
-    if threshold >= 1.0:
-        return probs > 0
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    mass_before = sorted_probs.cumsum(-1) - sorted_probs
-    total = probs.sum(-1, keepdim=True)
-    keep_sorted = (mass_before < threshold * total) & (sorted_probs > 0)
-    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+def top_ranked(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Bool mask of each row's `counts` largest entries; scores [..., n], counts [...]."""
+    order = scores.argsort(dim=-1, descending=True)
+    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(scores.shape[-1], device=scores.device).expand_as(order))
+    return ranks < counts[..., None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
 from src.attention.plan import DensePlan
 
 
@@ -16,8 +17,7 @@ class DenseSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> DensePlan:

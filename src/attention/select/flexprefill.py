@@ -19,31 +19,25 @@ import math
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.permute import permute_rows
-from src.attention.plan import BlockSparsePlan, DensePlan, num_blocks
-from src.attention.kernels.antidiagonal_scores import grouped_logits
-from src.attention.select.common import causal_block_layout, mean_pool_blocks
-from src.attention.select.meanpool import check_inputs, pooled_permuted_keys
-from src.registry import ConfigError
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
+from src.attention.ops import (
+    causal_block_layout,
+    causal_softmax,
+    grouped_logits,
+    mean_pool_blocks,
+    num_blocks,
+    pooled_permuted_keys,
+    permute_rows,
+)
+from src.attention.plan import BlockSparsePlan, DensePlan
+from src.attention.select.common import check_inputs, diagonal_sums, top_ranked
+from src.checks import check_int, check_number
 
 
 def sum_pool(x: torch.Tensor, block_size: int) -> torch.Tensor:
     """Sums over consecutive runs of block_size along the last dim (the last run may be short)."""
     pad = num_blocks(x.shape[-1], block_size) * block_size - x.shape[-1]
     return torch.nn.functional.pad(x, (0, pad)).unflatten(-1, (-1, block_size)).sum(-1)
-
-
-def diagonal_sums(probs: torch.Tensor) -> torch.Tensor:
-    """Attention of the last n queries summed along each diagonal, indexed like FlexPrefill.
-
-    probs: [..., n, L], row r being query L-n+r. Entry c of the result [..., L] is the sum over
-    the diagonal with offset (query - key) = L-1-c, so c = L-1 is the main diagonal. Rows are
-    reversed and skewed so each diagonal becomes a column; memory stays O(n * L).
-    """
-    n, length = probs.shape[-2:]
-    rows = torch.nn.functional.pad(probs.flip(-2), (0, n))
-    skewed = rows.flatten(-2)[..., : n * (length + n - 1)].unflatten(-1, (n, length + n - 1))
-    return skewed.sum(-2)[..., :length]
 
 
 def cover_count(scores: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -55,13 +49,6 @@ def cover_count(scores: torch.Tensor, gamma: float) -> torch.Tensor:
         return torch.full(scores.shape[:-1], scores.shape[-1], device=scores.device, dtype=torch.long)
     cumulative = scores.sort(dim=-1, descending=True).values.cumsum(-1)
     return (cumulative <= gamma).sum(-1) + 1
-
-
-def top_ranked(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Bool mask of each row's `counts` largest entries; scores [..., n], counts [...]."""
-    order = scores.argsort(dim=-1, descending=True)
-    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(scores.shape[-1], device=scores.device).expand_as(order))
-    return ranks < counts[..., None]
 
 
 def js_distance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -100,21 +87,11 @@ class FlexPrefillSelector:
         min_budget: int = 1024,
         max_budget: int | None = None,
     ) -> None:
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ConfigError(f"block_size must be a positive int, got {block_size!r}")
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 < gamma <= 1.0:
-            raise ConfigError(f"gamma must be a number in (0, 1], got {gamma!r}")
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau <= 1.0:
-            raise ConfigError(f"tau must be a number in [0, 1], got {tau!r}")
-        if isinstance(min_budget, bool) or not isinstance(min_budget, int) or min_budget < 1:
-            raise ConfigError(f"min_budget must be a positive int (tokens), got {min_budget!r}")
-        if max_budget is not None and (isinstance(max_budget, bool) or not isinstance(max_budget, int) or max_budget < 1):
-            raise ConfigError(f"max_budget must be None or a positive int (tokens), got {max_budget!r}")
-        self.block_size = block_size
-        self.gamma = float(gamma)
-        self.tau = float(tau)
-        self.min_budget = min_budget
-        self.max_budget = max_budget
+        self.block_size = check_int("block_size", block_size)
+        self.gamma = check_number("gamma", gamma, 0.0, 1.0)
+        self.tau = check_number("tau", tau, 0.0, 1.0, low_open=False)
+        self.min_budget = check_int("min_budget", min_budget, unit="tokens")
+        self.max_budget = check_int("max_budget", max_budget, optional=True, unit="tokens")
 
     def dense_below(self) -> int:
         """Inputs of at most this many tokens run dense (FlexPrefill's short-input fallback)."""
@@ -125,32 +102,30 @@ class FlexPrefillSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> BlockSparsePlan | DensePlan:
         """The block plan for q [B, Hq, L, D] and k [B, Hkv, L, D] (original order)."""
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order, self.block_size)
         batch, q_heads, length, _ = q.shape
         if length <= self.dense_below():
             return DensePlan()
         bs = self.block_size
         nb = num_blocks(length, bs)
+        key_perm, segment_size = key_order.key_perm, key_order.segment_size
         allowed, diagonal = causal_block_layout(length, bs, segment_size, q.device)
         if key_perm is None:
-            keys, key_pos, pooled_k = k, torch.arange(length, device=q.device), mean_pool_blocks(k, bs)
+            keys, key_pos, pooled_k = k, None, mean_pool_blocks(k, bs)
         else:
             keys = permute_rows(k.repeat_interleave(key_perm.shape[1] // k.shape[1], dim=1), key_perm)
-            key_pos = key_perm.repeat_interleave(q_heads // key_perm.shape[1], dim=1)[:, :, None, :]
+            key_pos = key_perm.repeat_interleave(q_heads // key_perm.shape[1], dim=1)
             pooled_k = pooled_permuted_keys(k, key_perm, block_size=bs, segment_size=segment_size)
 
         # Exact attention of the last block of queries (causal by original position).
         n = min(bs, length)
         last_q = q[:, :, length - n :] * scale
-        query_pos = torch.arange(length - n, length, device=q.device)[:, None]
-        logits = grouped_logits(last_q, keys).masked_fill(key_pos > query_pos, float("-inf"))
-        probs = torch.softmax(logits, dim=-1)
+        probs = causal_softmax(q, keys, torch.arange(length - n, length, device=q.device), scale=scale, key_positions=key_pos)
         vertical = probs.mean(-2)
         slash = diagonal_sums(probs) / n
 
@@ -179,4 +154,4 @@ class FlexPrefillSelector:
             budget = math.inf if self.gamma >= 1.0 else self.gamma * nb
             selected = selected | (query_aware[:, :, None, None] & global_cover(block_probs, budget))
         selected = (selected | diagonal) & allowed
-        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=bs, key_perm=key_perm, segment_size=segment_size)
+        return BlockSparsePlan(block_mask=selected.contiguous(), block_size=bs, key_order=key_order)

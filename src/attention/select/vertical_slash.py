@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from src.attention.components import SELECTORS
-from src.attention.minference_patterns import (
+from src.attention.key_order import NATURAL_ORDER, KeyOrder
+from src.attention.select.minference_patterns import (
     BLOCK_SPARSE_SIZE,
     LOCAL_DIAGONALS,
     SINK_TOKENS,
@@ -29,7 +30,8 @@ from src.attention.minference_patterns import (
     vertical_slash_pattern,
 )
 from src.attention.plan import BlockSparsePlan, VerticalSlashPlan
-from src.attention.select.meanpool import check_inputs
+from src.attention.select.common import check_inputs
+from src.checks import check_int
 from src.registry import ConfigError
 
 
@@ -52,6 +54,9 @@ class VerticalSlashSelector:
     Per-layer files need the layer: pass `layer_idx` to __call__.
     """
 
+    # Its plans run on both attention ops, so method.backend must exist for both (no flex).
+    attention_ops = ("vertical-slash attention", "block-sparse attention")
+
     def __init__(
         self,
         last_q: int = 64,
@@ -61,15 +66,14 @@ class VerticalSlashSelector:
         sink_tokens: int = SINK_TOKENS,
         local_diagonals: int = LOCAL_DIAGONALS,
     ) -> None:
-        for name, value, low in (
-            ("last_q", last_q, 1),
-            ("vertical_size", vertical_size, 0),
-            ("slash_size", slash_size, 0),
-            ("sink_tokens", sink_tokens, 0),
-            ("local_diagonals", local_diagonals, 0),
+        check_int("last_q", last_q)
+        for name, value in (
+            ("vertical_size", vertical_size),
+            ("slash_size", slash_size),
+            ("sink_tokens", sink_tokens),
+            ("local_diagonals", local_diagonals),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, minimum=0)
         if pattern_config is not None and not isinstance(pattern_config, str):
             raise ConfigError(f"pattern_config must be null or a path string, got {pattern_config!r}")
         self.last_q = last_q
@@ -121,15 +125,14 @@ class VerticalSlashSelector:
         q: torch.Tensor,
         k: torch.Tensor,
         *,
-        key_perm: torch.Tensor | None,
-        segment_size: int | None,
+        key_order: KeyOrder = NATURAL_ORDER,
         scale: float,
         layer_idx: int | None = None,
     ) -> VerticalSlashPlan | BlockSparsePlan:
         """The plan for q [B, Hq, L, D] and k [B, Hkv, L, D]; layer_idx picks the layer of a pattern file."""
-        if key_perm is not None:
+        if key_order.key_perm is not None:
             raise ConfigError("selector 'vertical_slash' works on the original key order; use permuter 'identity'")
-        check_inputs(q, k, key_perm, segment_size)
+        check_inputs(q, k, key_order)
         length = q.shape[2]
         heads = self.head_patterns(layer_idx, q.shape[1])
         block_heads = [head.name == "block_sparse" for head in heads]

@@ -37,8 +37,10 @@ class InputMeter:
         self.use_chat_template = model_template == "base"
 
     def prompt(self, draft: Draft) -> str:
-        """The user content: the draft inside RULER's model template ("base" leaves it as is)."""
-        return self.model_template.format(task_template=draft.body)
+        """The user content: the draft inside RULER's model template ("base" leaves it as is), each
+        solved example first, in a template of its own and followed by its answer and a newline."""
+        examples = "".join(f"{self.model_template.format(task_template=q)}{a}\n" for q, a in draft.examples)
+        return examples + self.model_template.format(task_template=draft.body)
 
     def __call__(self, draft: Draft) -> int:
         return self.count(wrap_prompt(self.prompt(draft), self.tokenizer, self.use_chat_template, draft.answer_prefix))
@@ -94,7 +96,9 @@ def load(
     essay_path: RULER's PaulGrahamEssays.json for the essay-haystack niah tasks (else our own prose).
     squad_path / hotpotqa_path: the json files of qa_1 / qa_2 (those tasks are skipped without them).
     depth_percent: depths (0-100) of the queried needles of niah tasks, cycled over samples (else random).
-    template: RULER's model template; "base" leaves templating to the tokenizer's chat template.
+    template: RULER's model template (`conf/model/*.yaml` picks its family's: `ruler_template`);
+        "base" leaves templating to the tokenizer's chat template, any other name is RULER's text
+        and the tokenizer's chat template is then not applied.
     """
     if isinstance(tasks, str):
         raise ConfigError(f"RULER tasks must be a list of names, got the string {tasks!r}")

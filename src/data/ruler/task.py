@@ -19,12 +19,19 @@ MATCH_PART = "ruler_string_match_part"
 
 @dataclass(frozen=True)
 class Draft:
-    """One generated prompt before model templating: user text, answer cue, answers, answer-needle depths (%)."""
+    """One generated prompt before model templating: user text, answer cue, answers, answer-needle depths (%).
+
+    examples: solved examples that come before the body, each a (question, answer) pair that RULER
+    renders as a turn of its own: the question inside the model template, then the answer after
+    it, then a newline (common_words_extraction.py). Examples that RULER puts inside the question's
+    turn (variable tracking's) are part of the body instead.
+    """
 
     body: str
     answer_prefix: str
     references: list[str]
     depth: list[float] | None = None
+    examples: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

@@ -1,6 +1,12 @@
 """RULER's texts (scripts/data/synthetic/constants.py, template.py): each task family's prompt
 template, the answer prefix that follows the model turn and its generation budget, and the
-model templates a prompt can be wrapped in."""
+model templates a prompt can be wrapped in.
+
+RULER's "base" is the bare task text; here it means "no RULER template", the prompt then going
+through the tokenizer's own chat template (what models RULER has no template for get, and what
+SmolLM2 and the Qwen models get: `ruler_template` in `conf/model/*.yaml`). Every other name is
+RULER's text, used instead of the chat template, e.g. "meta-llama3" for Llama-3.1 (no system block).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -15,7 +15,8 @@ from src.data.ruler.templates import CWE_TEXT, FWE_TEXT
 class CommonWords(Task):
     """cwe: list the 10 words repeated most often in a numbered word list; size is its number of distinct words.
 
-    As RULER, one solved example comes first, and below 4096 tokens the repeats drop from 30/3 to 6/1.
+    As RULER, one solved example comes first (a turn of its own under a model template other than
+    "base"), and below 4096 tokens the repeats drop from 30/3 to 6/1.
     Beyond our ~1,600 single words the words become adjective-noun pairs (RULER switches to a larger list).
     """
 
@@ -32,8 +33,8 @@ class CommonWords(Task):
         short = self.ctx.length < 4096
         shot_context, shot_answer = self._example(rng, *((20, 3, 1) if short else (40, 10, 3)))
         context, answer = self._example(rng, size, *((6, 1) if short else (self.freq_cw, self.freq_ucw)))
-        shot = f"{CWE_TEXT.template.format(context=shot_context)}{CWE_TEXT.answer_prefix} {_numbered(shot_answer)}"
-        return Draft(f"{shot}\n{CWE_TEXT.template.format(context=context)}", CWE_TEXT.answer_prefix, answer)
+        shot = (CWE_TEXT.template.format(context=shot_context), f"{CWE_TEXT.answer_prefix} {_numbered(shot_answer)}")
+        return Draft(CWE_TEXT.template.format(context=context), CWE_TEXT.answer_prefix, answer, examples=(shot,))
 
     def _example(self, rng: random.Random, num_words: int, common: int, uncommon: int) -> tuple[str, list[str]]:
         pool = plain_words() if num_words <= len(plain_words()) else key_words()
