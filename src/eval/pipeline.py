@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from src.attention.integration import install_method
-from src.attention.methods import build_method
+from src.attention.methods import SparsePrefillMethod, build_method
 from src.data import DATASETS, Dataset, Sample
 from src.data.base import dataset_params
 from src.data.hub import resolved_source
-from src.eval.generate import generate
+from src.eval.generate import check_prompt_lengths, generate_all, prefill, prompt_ids
 from src.eval.loggers import LOGGERS
+from src.eval.loop_config import LoopConfig
 from src.eval.results import SampleLog, comparison_record, rows_frame, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
 from src.attention.stats import StatsRecorder
@@ -53,14 +54,32 @@ def score_row(sample: Sample, prediction: str) -> float:
     return float(get_metric(sample.metric)(prediction, sample.references, sample))
 
 
-def run_experiment(cfg: DictConfig) -> pd.DataFrame:
-    """Run (or resume) the configured job and return its summary table."""
+class JobParts(NamedTuple):
+    """What a job is built from, in the order it is built: loop settings, the method recording
+    into `stats`, the dataset, the model with the method installed, the samples."""
+
+    loop: LoopConfig
+    stats: StatsRecorder
+    method: SparsePrefillMethod
+    dataset: Dataset
+    loaded: LoadedModel
+    samples: list[Sample]
+
+
+def set_up_job(cfg: DictConfig) -> JobParts:
+    """The configured job's parts; every config error is raised before the model loads."""
+    loop = LoopConfig.from_config(OmegaConf.to_container(cfg.eval, resolve=True))
     stats = StatsRecorder(timing=bool(cfg.timing))
     method = build_method(cfg.method, stats)
     dataset = configured_dataset(cfg)
     loaded = load_model(cfg.model)
     install_method(loaded.model, method)
-    samples = load_samples(cfg, dataset, loaded)
+    return JobParts(loop, stats, method, dataset, loaded, load_samples(cfg, dataset, loaded))
+
+
+def run_experiment(cfg: DictConfig) -> pd.DataFrame:
+    """Run (or resume) the configured job and return its summary table."""
+    loop, stats, method, dataset, loaded, samples = set_up_job(cfg)
 
     run_dir = Path(cfg.run_dir)
     shard = Shard.from_env(int(cfg.model.tp_size))
@@ -78,14 +97,24 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
         {**{k: v for k, v in cfg.logger.items() if k != "name"}, **_logger_context(cfg)},
     )
 
-    for sample in tqdm(todo, desc=f"{method.name} on {cfg.dataset.label}", unit="sample"):
+    method_stats: dict[str, dict[str, Any]] = {}
+
+    def take_method_stats(sample: Sample) -> None:
+        method_stats[sample.id] = stats.summary()
         stats.reset()
-        result = generate(loaded.model, loaded.tokenizer, sample)
-        if result.input_tokens > loaded.max_length:
-            raise ConfigError(
-                f"sample {sample.id} has {result.input_tokens} tokens, over model.max_length "
-                f"{loaded.max_length}; lower the dataset length or extend the model's context (RoPE scaling)"
-            )
+
+    if todo and loop.warmup_prefills:  # untimed: one-time compiles and allocations
+        first_ids = prompt_ids(loaded.tokenizer, todo[0])
+        check_prompt_lengths(todo[:1], [first_ids], loaded.max_length)
+        for _ in range(loop.warmup_prefills):
+            prefill(loaded.model, todo[0], first_ids)
+    stats.reset()
+    generations = generate_all(
+        loaded.model, loaded.tokenizer, todo, loop.decode_limits,
+        max_input_tokens=loaded.max_length, on_prefill=take_method_stats,
+    )
+    for result in tqdm(generations, total=len(todo), desc=f"{method.name} on {cfg.dataset.label}", unit="sample"):
+        sample = result.sample
         row = {
             "id": sample.id,
             "task": sample.task,
@@ -93,9 +122,11 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
             "references": sample.references,
             "score": score_row(sample, result.text),
             "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
             "prefill_s": round(result.prefill_s, 4),
             "decode_s": round(result.decode_s, 4),
-            "method_stats": stats.summary(),
+            "decode_batch": result.decode_batch,
+            "method_stats": method_stats.pop(sample.id),
             "meta": sample.meta,
         }
         if shard.writer:
