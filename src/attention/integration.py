@@ -1,7 +1,8 @@
 """Plugging a method into a transformers model through its public attention interface.
 
 The prompt's prefill (several queries, no cache before them, no padding mask) goes to the method;
-decode steps, chunked prefill and padded batches go to transformers' own SDPA path.
+decode steps, chunked prefill and padded batches run dense (src/attention/decode.py: transformers'
+own SDPA path, decode steps of grouped-query heads without repeating the KV cache).
 """
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 
 import torch
 from transformers import AttentionInterface, AttentionMaskInterface, PreTrainedModel
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
+from src.attention.decode import decode_attention
 from src.attention.methods import SparsePrefillMethod
 
 
@@ -34,7 +35,7 @@ def make_attention_function(method: SparsePrefillMethod) -> Any:
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
         if not is_fresh_prefill(query, key, attention_mask) or dropout > 0.0:
-            return sdpa_attention_forward(
+            return decode_attention(
                 module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
             )
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
