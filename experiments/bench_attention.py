@@ -167,11 +167,12 @@ def kernel_rows(args: argparse.Namespace, length: int, device: torch.device, dty
                 lambda: block_sparse_attention(q, k, v, mask, block_size=args.block, key_perm=perm, segment_size=args.segment, backend=backend),
                 actual,
             )
-        add(
-            "triton_sparse_noperm",
-            lambda: block_sparse_attention(q, k, v, mask, block_size=args.block, segment_size=args.segment, backend="triton"),
-            actual,
-        )
+        for backend in backends:  # the same block counts on unpermuted keys: what a user could run without PBS
+            add(
+                f"{backend}_sparse_noperm",
+                lambda: block_sparse_attention(q, k, v, mask, block_size=args.block, segment_size=args.segment, backend=backend),
+                actual,
+            )
         del mask
     return rows
 

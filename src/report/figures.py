@@ -31,8 +31,8 @@ from src.report.style import Figure, error_bars, set_digest, length_axis, method
 from src.report.tradeoff import tradeoff_groups
 from src.report.tradeoff_figures import tradeoff_figures
 
-KERNEL_NAMES = ("triton_dense", "flex_dense", "triton_sparse_perm", "flex_sparse_perm", "triton_sparse_noperm")
-SPARSE_KERNELS = ("triton_sparse_perm", "flex_sparse_perm", "triton_sparse_noperm")
+KERNEL_NAMES = ("triton_dense", "flex_dense", "triton_sparse_perm", "flex_sparse_perm", "triton_sparse_noperm", "flex_sparse_noperm")
+SPARSE_KERNELS = ("triton_sparse_perm", "flex_sparse_perm", "triton_sparse_noperm", "flex_sparse_noperm")
 DENSE_KERNELS = ("triton_dense", "flex_dense")
 METHODS_FAMILY = "methods (estimation + attention, one layer)"
 DODGE = 0.025  # log2 units between the methods' points at one length
