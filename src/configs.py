@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from src import CONF_DIR
 from src.data.hub import source_label
 from src.registry import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def register_resolvers() -> None:

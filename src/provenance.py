@@ -19,24 +19,38 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "triton", "transformers")
 
 
+GENERATED = "results"  # generated tables, figures and committed runs: not code, so not "dirty"
+UNKNOWN_ROW_COMMIT = "unknown (row written before rows recorded their commit)"
+
+
 def git_commit() -> str:
     """The checkout's commit (with '-dirty' if it has uncommitted changes), or 'unknown'.
 
-    PBS_LAB_COMMIT, when set, wins: a machine that runs a copy of the working tree without its
-    up-to-date git history (the GPU device) is told the commit by the caller.
+    Changes under results/ do not make it dirty: `make tables` and runs rewrite files there, and a
+    number's provenance is the code that produced it. PBS_LAB_COMMIT, when set, wins: a machine that
+    runs a copy of the working tree without its up-to-date git history (the GPU device) is told the
+    commit by the caller. An installed copy (no checkout around the package) is 'unknown'.
     """
     if os.environ.get("PBS_LAB_COMMIT"):
         return os.environ["PBS_LAB_COMMIT"]
+    if not (ROOT / ".git").exists():
+        return "unknown"
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){GENERATED}"],
+            cwd=ROOT, capture_output=True, text=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def contributing_commits(rows: list[dict[str, Any]]) -> list[str]:
+    """Every commit that wrote one of `rows` (a resumed run can mix several), in first-seen order."""
+    return list(dict.fromkeys(str(row.get("commit") or UNKNOWN_ROW_COMMIT) for row in rows))
 
 
 def utc_now() -> str:

@@ -7,13 +7,14 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from src import CONF_DIR
 from src.configs import register_resolvers
 from src.registry import ConfigError
 
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     from src.eval.pipeline import run_experiment
 

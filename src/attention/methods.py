@@ -4,10 +4,12 @@
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from src.attention.components import PERMUTERS, SELECTORS, Permuter, Selector
 from src.attention.kernels import ATTENTION_BACKENDS, OP_BACKENDS
@@ -73,8 +75,20 @@ def check_compatible(permuter: Permuter, selector: Selector, backend: str) -> No
         )
 
 
-def build_method(cfg: Any, stats: StatsRecorder | None = None) -> SparsePrefillMethod:
-    """Compose the method described by a `conf/method/*.yaml` node; config errors surface here."""
+METHOD_KEYS = ("name", "backend", "min_seq_len", "permuter", "selector")
+
+
+def build_method(cfg: Mapping[str, Any], stats: StatsRecorder | None = None) -> SparsePrefillMethod:
+    """Compose the method described by a `conf/method/*.yaml` node, or a plain dict of the same
+    shape (`src.api.method_config(name)` makes one); config errors surface here."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(dict(cfg))
+    missing = [key for key in METHOD_KEYS if key not in cfg]
+    if missing:
+        raise ConfigError(
+            f"method config lacks {', '.join(missing)}; it needs {', '.join(METHOD_KEYS)} "
+            "(src.api.method_config(name, **overrides) composes a complete one)"
+        )
     check_choice("method.backend", cfg.backend, ATTENTION_BACKENDS)
     check_int("method.min_seq_len", cfg.min_seq_len, minimum=0)
     permuter_cfg = dict(cfg.permuter)

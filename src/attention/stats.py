@@ -11,6 +11,13 @@ from collections.abc import Iterator
 
 import torch
 
+DENSITY_DEFINITION = (
+    "computed blocks / causal blocks (n(n+1)/2 for n blocks of the prompt), per layer and head, averaged: "
+    "computed blocks include the blocks above the diagonal inside a permuted diagonal segment (PBS computes its "
+    "own segment whole, as keys moved inside it), so short prompts can exceed 1; pair-level plans (MInference) "
+    "count computed (query, key) pairs over causal pairs; dense is 1"
+)
+
 
 class StatsRecorder:
     """Collects density per (layer, head) and, when `timing` is on, estimation/attention time.

@@ -40,6 +40,17 @@ PROBE_TIMEOUT_S = 3.0
 T = TypeVar("T")
 
 
+def log_hub_lines_once() -> None:
+    """huggingface_hub prints through a handler of its own and also passes its records on to the
+    root logger, so under Hydra (which logs the root) every retry line printed twice: drop its
+    handler, so its lines print once, in the run's format and its log file."""
+    for handler in list(logging.getLogger("huggingface_hub").handlers):
+        logging.getLogger("huggingface_hub").removeHandler(handler)
+
+
+log_hub_lines_once()
+
+
 def offline_reason() -> str | None:
     """Why the hub cannot be used now ('HF_HUB_OFFLINE=1', or the failed probe); None when it can.
 

@@ -155,10 +155,9 @@ def _summary_table(rows: pd.DataFrame, bucket: str) -> list[dict[str, Any]]:
     category_scores = []
     for category in CATEGORIES:
         present = [row["score"] for row in table if _base_task(row["name"]) in category.tasks]
-        score = sum(present) / len(present) if present else math.nan
-        if present:
-            category_scores.append(score)
-        table.append(_row("category", category.name, bucket, score, len(present)))
+        if present:  # a category none of whose tasks ran has no row (not a row of NaN)
+            category_scores.append(sum(present) / len(present))
+            table.append(_row("category", category.name, bucket, category_scores[-1], len(present)))
     average = sum(category_scores) / len(category_scores) if category_scores else math.nan
     table.append(_row("average", "average", bucket, average, len(category_scores)))
     return table
@@ -174,8 +173,8 @@ def summarize_longbench(rows: pd.DataFrame) -> pd.DataFrame:
     Needs columns `task`, `score` and, for LongBench-E tasks, `meta_length`. Columns out:
     level (task|category|average), name, length_bucket ("all", or 0-4k/4-8k/8k+ for LongBench-E
     rows, which are also summarised per length range), score, n (samples for a task, tasks for a
-    category, categories for the average). A category with no task in the run has score NaN and
-    n 0 (missing, not 0); the average is taken over the categories present, n says how many.
+    category, categories for the average). A category with no task in the run has no row;
+    the average is taken over the categories present, n says how many.
     Scores are not rounded (OpenCompass does not round per task; eval.py rounds to 2 decimals).
     """
     table = _summary_table(rows, "all")

@@ -137,7 +137,8 @@ def summarize_longbench_v2(rows: pd.DataFrame) -> pd.DataFrame:
     Needs columns `score`, `meta_difficulty` and `meta_length`; also reports each `meta_domain`
     present. Columns out: level (overall|difficulty|length|domain), name, score, n, dropped_empty:
     the group's samples left out of score and n because official pred.py drops them
-    (`dropped_by_pred_py`). A group with no scored sample has score NaN and n 0.
+    (`dropped_by_pred_py`). A group none of whose samples ran has no row; one whose samples were
+    all dropped has score NaN and n 0.
     """
     dropped = dropped_by_pred_py(rows)
     table = [_summary_row("overall", "overall", rows, pd.Series(True, index=rows.index), dropped)]
@@ -145,7 +146,7 @@ def summarize_longbench_v2(rows: pd.DataFrame) -> pd.DataFrame:
     if "meta_domain" in rows:
         groups.append(("domain", "meta_domain", tuple(sorted(rows["meta_domain"].dropna().unique()))))
     for level, column, names in groups:
-        table += [_summary_row(level, name, rows, rows[column] == name, dropped) for name in names]
+        table += [_summary_row(level, name, rows, rows[column] == name, dropped) for name in names if (rows[column] == name).any()]
     return pd.DataFrame(table, columns=SUMMARY_COLUMNS)
 
 

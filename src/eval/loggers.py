@@ -5,6 +5,7 @@ wandb runs offline unless the user sets WANDB_MODE, so logging works without a n
 from __future__ import annotations
 
 import os
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
@@ -25,15 +26,29 @@ class NullLogger:
         return None
 
 
+def sweep_point_name(config: dict[str, Any]) -> str:
+    """A name of its own for every sweep point: the run folder below the results root
+    (<model>/<dataset>/<method>/<overrides>), since run_name alone is shared by a sweep's points."""
+    run_dir, root = PurePath(str(config["run_dir"])), PurePath(str(config["results_root"]))
+    return str(run_dir.relative_to(root)) if run_dir.is_relative_to(root) else str(run_dir)
+
+
 class WandbLogger:
-    """Per-sample scores, density and timings as wandb metrics; the summary as a wandb Table."""
+    """Per-sample scores, density and timings as wandb metrics; the summary as a wandb Table.
+
+    The wandb run is named after its sweep point (`sweep_point_name`) and grouped by `name`
+    (the run_name <model>/<dataset>/<method> the points of one sweep share).
+    """
 
     def __init__(self, project: str, mode: str, config: dict[str, Any], name: str, tags: list[str]) -> None:
         import wandb
 
         os.environ.setdefault("WANDB_MODE", mode)
         self._wandb = wandb
-        self.run = wandb.init(project=project, config=config, name=name, tags=list(tags), reinit="finish_previous")
+        self.run = wandb.init(
+            project=project, config=config, name=sweep_point_name(config), group=name, tags=list(tags),
+            reinit="finish_previous",
+        )
 
     def log_sample(self, row: dict[str, Any]) -> None:
         stats = row.get("method_stats") or {}

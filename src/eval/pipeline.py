@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +25,8 @@ from src.eval.sharding import Shard, merge_rows
 from src.attention.stats import StatsRecorder
 from src.metrics import get_metric
 from src.models.loader import LoadedModel, load_model
-from src.provenance import measured_on
+from src.attention.stats import DENSITY_DEFINITION
+from src.provenance import contributing_commits, git_commit, measured_on
 from src.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ def set_up_job(cfg: DictConfig) -> JobParts:
 
 def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     """Run (or resume) the configured job and return its summary table."""
+    started, commit = time.perf_counter(), git_commit()
     loop, stats, method, dataset, loaded, samples = set_up_job(cfg)
 
     run_dir = Path(cfg.run_dir)
@@ -128,6 +131,7 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
             "decode_batch": result.decode_batch,
             "method_stats": method_stats.pop(sample.id),
             "meta": sample.meta,
+            "commit": commit,
         }
         if shard.writer:
             sample_log.append(row)
@@ -146,17 +150,22 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     frame = rows_frame(scored)
     summary = dataset.summarize(frame)
     config = OmegaConf.to_container(cfg, resolve=True)
+    source = resolved_source(config["dataset"])
     provenance = {
         "run": str(run_dir),
         "model": loaded.name,
         "method": method.name,
         "dataset": cfg.dataset.label,
         **measured_on(loaded.model.device),
+        "commits": contributing_commits(scored),  # every commit that wrote a row (resumed runs mix)
+        "wall_s": round(time.perf_counter() - started, 1),  # this invocation, setup to summary
+        "dataset_source": source,
         "samples": len(frame),
         "mean_density": _mean(frame, "density"),
+        "density_definition": DENSITY_DEFINITION,
         "mean_prefill_s": _mean(frame, "prefill_s"),
         "mean_input_tokens": _mean(frame, "input_tokens"),
-        "comparison": comparison_record(config, scored, resolved_source(config["dataset"])),
+        "comparison": comparison_record(config, scored, source),
         "config": config,
     }
     table = write_summary(run_dir, summary, provenance)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import logging
 import re
 import string
 from collections import Counter
@@ -77,9 +78,11 @@ def qa_f1(prediction: str, reference: str) -> float:
 
 
 def _jieba_tokens(text: str) -> list[str]:
-    """jieba's default (accurate-mode) segmentation; imported on first use, only zh tasks need it."""
+    """jieba's default (accurate-mode) segmentation; imported on first use, only zh tasks need it.
+    Its dictionary-loading lines (DEBUG, printed twice under Hydra) are silenced."""
     import jieba
 
+    jieba.setLogLevel(logging.WARNING)
     return list(jieba.cut(text, cut_all=False))
 
 

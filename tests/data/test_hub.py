@@ -62,3 +62,14 @@ def test_an_explicit_fixture_is_labelled_even_online(online) -> None:
     assert cfg.dataset.label == "longbench-fixture"
     assert compose_config({"dataset": "longbench"}).dataset.label == "longbench"
     assert hub.source_label("longbench-fixture", "fixture") == "longbench-fixture"  # never twice
+
+
+def test_hub_log_lines_print_once_through_the_root_logger(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    import src.data.hub  # noqa: F401  (importing it drops huggingface_hub's own handler)
+
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+    assert [r.getMessage() for r in caplog.records] == ["Retrying in 1s [Retry 1/5]."]
+    assert "Retrying" not in capfd.readouterr().err  # no second copy from a handler of its own

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from pathlib import Path
 
@@ -272,11 +271,10 @@ def test_summary_categories_average_and_missing() -> None:
     assert _value(summary, "category", "Multi-Doc QA") == pytest.approx((50.0, 1))
     assert _value(summary, "category", "Few-shot") == pytest.approx((20.0, 2))
     assert _value(summary, "category", "Synthetic") == pytest.approx((100.0, 1))
-    for missing in ("Summarization", "Code"):
-        score, n = _value(summary, "category", missing)
-        assert math.isnan(score) and n == 0
     assert _value(summary, "average", "average") == pytest.approx(((40 + 50 + 20 + 100) / 4, 4))
-    assert list(summary[summary.level == "category"].name) == [category.name for category in CATEGORIES]
+    # categories none of whose tasks ran (Summarization, Code) have no row
+    ran = [category.name for category in CATEGORIES if category.name not in ("Summarization", "Code")]
+    assert list(summary[summary.level == "category"].name) == ran
 
 
 def test_summary_longbench_e_length_buckets() -> None:

@@ -167,6 +167,5 @@ def test_summary_overall_difficulty_length() -> None:
     assert summary.loc[("difficulty", "hard")].tolist() == pytest.approx([200 / 3, 3, 0])
     assert summary.loc[("length", "short")].tolist() == pytest.approx([200 / 3, 3, 0])
     assert summary.loc[("length", "long")].tolist() == pytest.approx([50.0, 2, 0])
-    medium = summary.loc[("length", "medium")]
-    assert math.isnan(medium.score) and medium.n == 0
+    assert ("length", "medium") not in summary.index  # no medium sample ran: no row
     assert summary.loc[("domain", "Single-Document QA")].tolist() == pytest.approx([200 / 3, 3, 0])

@@ -17,3 +17,13 @@ def test_wandb_offline_run_is_written(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb")), "the offline run holds no event log"
     assert (tmp_path / "run" / "summary.csv").is_file()
+
+
+def test_sweep_points_get_names_of_their_own() -> None:
+    from src.eval.loggers import sweep_point_name
+
+    root = "results/runs/local"
+    a = sweep_point_name({"results_root": root, "run_dir": f"{root}/m/ruler-4096/pbs/method.threshold=0.8"})
+    b = sweep_point_name({"results_root": root, "run_dir": f"{root}/m/ruler-4096/pbs/method.threshold=0.9"})
+    assert (a, b) == ("m/ruler-4096/pbs/method.threshold=0.8", "m/ruler-4096/pbs/method.threshold=0.9")
+    assert sweep_point_name({"results_root": root, "run_dir": "/elsewhere/run"}) == "/elsewhere/run"

@@ -88,10 +88,15 @@ def append_kept(row, count, values, keep):
 
 def unsupported_device(x: torch.Tensor) -> str | None:
     """Why Triton cannot run on x's device, or None: it needs CUDA, or the interpreter switched on
-    (TRITON_INTERPRET=1) before triton is imported."""
-    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+    (TRITON_INTERPRET=1) before triton is imported, and then not bf16, whose matmuls the
+    interpreter gets wrong (off by orders of magnitude, silently), so they are refused instead."""
+    if x.is_cuda:
         return None
-    return f"it needs CUDA tensors (got {x.device}) or TRITON_INTERPRET=1 set before import"
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        return f"it needs CUDA tensors (got {x.device}) or TRITON_INTERPRET=1 set before import"
+    if x.dtype == torch.bfloat16:
+        return "the Triton interpreter (TRITON_INTERPRET=1) computes bf16 matmuls wrongly; use float16 or float32 inputs there"
+    return None
 
 
 def _let_interpreter_index_with_scalars() -> None:
