@@ -83,6 +83,8 @@ def mean_pool_selection(
     threshold: float,
     force_sink: bool,
     force_diagonal: bool,
+    score_diagonal: bool = False,
+    zero_padded: bool = False,
     backend: str = "auto",
 ) -> torch.Tensor:
     """PBS-Attn's (and MeanPooling's) block mask, bool [B, Hq, nb, nb] (query block, permuted key block).
@@ -90,9 +92,11 @@ def mean_pool_selection(
     q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order; key_perm: None or int [B, P, L]
     (permuted -> original, inside segments of segment_size). Each query block's mean query
     scores each permuted key block's mean key (scaled dot product); the softmax over its causal
-    key blocks (without its own segment's when force_diagonal) keeps the fewest blocks reaching
-    `threshold` of the mass, then its whole segment (force_diagonal) and the sink block
-    (force_sink). threshold >= 1 keeps every causal block without estimating anything.
+    key blocks (its own segment's among them only when score_diagonal) keeps the fewest blocks
+    reaching `threshold` of the mass, then its whole segment (force_diagonal) and the sink block
+    (force_sink). zero_padded: a short last block is pooled over block_size tokens (zeros
+    padding it), not over the tokens it has. threshold >= 1 keeps every causal block without
+    estimating anything.
     """
     batch, q_heads, length, _ = q.shape
     if threshold >= 1.0:
@@ -101,16 +105,18 @@ def mean_pool_selection(
     unsupported = triton_unsupported(q, segment_size=segment_size)
     triton = resolve_backend("block selection", backend, q, unsupported) == "triton"
     if triton:
-        pooled_q = pool_blocks_triton(q, None, block_size=block_size, scale=scale)
-        pooled_k = pool_blocks_triton(k, key_perm, block_size=block_size)
+        pooled_q = pool_blocks_triton(q, None, block_size=block_size, scale=scale, zero_padded=zero_padded)
+        pooled_k = pool_blocks_triton(k, key_perm, block_size=block_size, zero_padded=zero_padded)
     else:
-        pooled_q = pool_blocks_reference(q, None, block_size=block_size, segment_size=None, scale=scale)
-        pooled_k = pool_blocks_reference(k, key_perm, block_size=block_size, segment_size=segment_size)
+        pooled_q = pool_blocks_reference(q, None, block_size=block_size, segment_size=None, scale=scale, zero_padded=zero_padded)
+        pooled_k = pool_blocks_reference(
+            k, key_perm, block_size=block_size, segment_size=segment_size, zero_padded=zero_padded
+        )
     logits = block_logits(pooled_q, pooled_k, k.shape[1])
     select = threshold_select_triton if triton else threshold_select_reference
     return select(
         logits, key_perm, block_size=block_size, segment_size=segment_size, length=length,
-        threshold=threshold, force_sink=force_sink, force_diagonal=force_diagonal,
+        threshold=threshold, force_sink=force_sink, force_diagonal=force_diagonal, score_diagonal=score_diagonal,
     )
 
 
