@@ -54,6 +54,7 @@ def segment_permutation(
     per_group: bool,
     backend: str = "auto",
     launch: PermutationLaunch | None = None,
+    scoring: str = "causal",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(key_perm int64, scores float32), both [B, P, L]: PBS-Attn's key order.
 
@@ -62,7 +63,16 @@ def segment_permutation(
     order); the tail past floor(L / S) * S stays in place. P is Hq, or Hkv when per_group (one
     order per kv group, scored by its heads' mean). launch: the Triton kernels' launch shape
     (None: the tuned default), for benchmarks; the torch backend refuses one.
+    scoring "full_segments" scores as the authors' code does (a softmax over full-segment keys
+    only, unmasked); only the torch backend has it ("auto" takes torch, "triton" refuses).
     """
+    if scoring != "causal":
+        if backend == "triton":
+            raise ValueError(f"permutation scoring {scoring!r} has no triton backend; use estimate_backend torch or auto")
+        return segment_permutation_reference(
+            q, k, segment_size=segment_size, num_last_queries=num_last_queries, scale=scale, per_group=per_group,
+            scoring=scoring,
+        )
     unsupported = triton_unsupported(q, num_last_queries=num_last_queries, segment_size=segment_size)
     kwargs = dict(segment_size=segment_size, num_last_queries=num_last_queries, scale=scale, per_group=per_group)
     if resolve_backend("key permutation", backend, q, unsupported) == "triton":

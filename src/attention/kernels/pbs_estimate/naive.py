@@ -14,6 +14,7 @@ import torch
 from src.attention.ops import (
     causal_block_layout,
     causal_softmax,
+    grouped_logits,
     mean_pool_blocks,
     pooled_permuted_keys,
     sink_blocks,
@@ -46,14 +47,38 @@ def last_query_attention(
     return torch.cat(chunks, dim=1)
 
 
+def full_segment_attention(q: torch.Tensor, k: torch.Tensor, *, segment_size: int, num_last_queries: int, scale: float) -> torch.Tensor:
+    """The authors' key scores (pbs_attn/src/permute_states.py), float32 [B, Hq, L]: the mean over
+    the last queries of a softmax over the keys of full segments only, nothing masked (when L is
+    a multiple of segment_size the last queries see their future keys); tail keys score 0."""
+    length = q.shape[2]
+    full = (length // segment_size) * segment_size
+    n = min(num_last_queries, length)
+    logits = grouped_logits(q[:, :, length - n :] * scale, k[:, :, :full])
+    scores = torch.softmax(logits.float(), dim=-1).mean(dim=2)
+    return torch.nn.functional.pad(scores, (0, length - full))
+
+
 def segment_permutation_reference(
-    q: torch.Tensor, k: torch.Tensor, *, segment_size: int, num_last_queries: int, scale: float, per_group: bool
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    segment_size: int,
+    num_last_queries: int,
+    scale: float,
+    per_group: bool,
+    scoring: str = "causal",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(key_perm int64, scores), both [B, P, L]: each full segment's keys by descending score.
 
-    P is Hq, or Hkv when per_group (one order per kv group, scored by its heads' mean).
+    P is Hq, or Hkv when per_group (one order per kv group, scored by its heads' mean). scoring:
+    "causal" (`last_query_attention`, the paper's definition) or "full_segments"
+    (`full_segment_attention`, the authors' code).
     """
-    scores = last_query_attention(q, k, num_last_queries=num_last_queries, scale=scale)
+    if scoring == "full_segments":
+        scores = full_segment_attention(q, k, segment_size=segment_size, num_last_queries=num_last_queries, scale=scale)
+    else:
+        scores = last_query_attention(q, k, num_last_queries=num_last_queries, scale=scale)
     if per_group:
         batch, _, length = scores.shape
         scores = scores.view(batch, k.shape[1], -1, length).mean(dim=2)
