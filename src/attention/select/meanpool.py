@@ -12,8 +12,12 @@ the MeanPooling baseline (baselines/MeanPooling.py) lets the current block take 
 softmax and the cumulative threshold like any other block and also forces it, so the threshold
 is reached earlier (score_diagonal). Both zero-pad the short last block and pool it over
 block_size tokens (last_block_pooling "zero_padded"); the method configs set these to the
-official values. A tail past the last full segment spanning several blocks is pooled block by
-block in place in both codes and here alike; only its short last block differs by divisor.
+official values. A tail past the last full segment is pooled block by block in place in both
+codes and here alike. Not reproduced: when that tail spans several blocks, the authors' PBS
+code groups them as one more (short) segment (left out of each other's estimate and forced,
+the block above the diagonal included, which its kernel masks token by token), while here each
+tail block is a segment of its own (ops.causal_block_layout, shared by every kernel), so a
+tail query block scores the earlier tail blocks; this touches only the last segment's rows.
 """
 from __future__ import annotations
 
