@@ -242,7 +242,7 @@ def test_xattention_uniform_switch_gives_the_earlier_rule(kind: str, length: int
     assert not torch.equal(mask, official) and (mask <= official).all()
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])
 def test_flexprefill_config_uses_the_papers_min_budget(seed: int) -> None:
     """The PBS paper's configs pass no min_budget: 1 token, one block; 1024 stays an override."""
     assert compose_config({"method": "flexprefill"}).method.min_budget is None
