@@ -28,6 +28,8 @@ from src.attention.ops import causal_attention_rows
 from src.attention.plan import BlockSparsePlan, VerticalSlashPlan
 from src.provenance import git_commit
 
+BLOCK = 128  # every method's block size in conf/method (the query blocks of the true attention)
+
 # (method, setting label, config overrides): the default first, then the earlier behaviour.
 SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("meanpooling", "official (diagonal scored + forced, zero-padded last block)", {}),
@@ -52,27 +54,36 @@ def token_mask(plan: VerticalSlashPlan, b: int, h: int, length: int) -> torch.Te
     return vertical_slash_token_mask(plan.vertical_indices[b, h], plan.slash_offsets[b, h], length)
 
 
-def token_plan_coverage(plan: VerticalSlashPlan, q: torch.Tensor, k: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(coverage, density) float [B, Hq] of a token-level plan: true causal attention inside its mask."""
+def token_plan_coverages(plans: list[VerticalSlashPlan], q: torch.Tensor, k: torch.Tensor, scale: float) -> list[torch.Tensor]:
+    """Coverage float [B, Hq] of each token-level plan: the true causal attention inside its mask
+    (one pass over the attention, one head at a time, shared by every plan)."""
     batch, heads, length, _ = q.shape
-    coverage = torch.zeros(batch, heads, dtype=torch.float64)
+    coverages = [torch.zeros(batch, heads, dtype=torch.float64) for _ in plans]
     positions = identity_perm(batch, heads, length, q.device)
     for rows in causal_attention_rows(q, k, positions, scale=scale, rows_per_chunk=length):
-        mask = token_mask(plan, rows.batch, rows.head, length)
-        coverage[rows.batch, rows.head] = (rows.probs.double() * mask).sum() / rows.probs.double().sum()
-    return coverage, plan.density(length).double()
+        total = rows.probs.sum(dtype=torch.float64)
+        for plan, coverage in zip(plans, coverages):
+            mask = token_mask(plan, rows.batch, rows.head, length)
+            coverage[rows.batch, rows.head] = torch.where(mask, rows.probs, 0.0).sum(dtype=torch.float64) / total
+    return coverages
 
 
-def layer_numbers(method: Any, q: torch.Tensor, k: torch.Tensor, rows: torch.Tensor, scale: float, block: int) -> tuple[float, float]:
-    """(density, coverage) of one method on one layer, means over heads."""
-    plan = method.plan(q, k, scale=scale)
-    if isinstance(plan, BlockSparsePlan):
-        coverage, density, _ = plan_coverage(plan, block_masses(rows, plan.key_order, block), q.shape[2])
-    elif isinstance(plan, VerticalSlashPlan):
-        coverage, density = token_plan_coverage(plan, q, k, scale)
-    else:  # a dense plan (a length below the method's sparse range)
-        coverage = density = torch.ones(1)
-    return float(density.double().mean()), float(coverage.double().mean())
+def layer_numbers(methods: list[Any], q: torch.Tensor, k: torch.Tensor, scale: float) -> list[tuple[float, float]]:
+    """(density, coverage) of every method on one layer, means over heads."""
+    plans = [method.plan(q, k, scale=scale) for method in methods]
+    token_plans = [plan for plan in plans if isinstance(plan, VerticalSlashPlan)]
+    token_coverage = dict(zip(map(id, token_plans), token_plans and token_plan_coverages(token_plans, q, k, scale)))
+    rows = query_block_attention(q, k, scale=scale, block_size=BLOCK)
+    numbers = []
+    for plan in plans:
+        if isinstance(plan, BlockSparsePlan):
+            coverage, density, _ = plan_coverage(plan, block_masses(rows, plan.key_order, plan.block_size), q.shape[2])
+        elif isinstance(plan, VerticalSlashPlan):
+            coverage, density = token_coverage[id(plan)], plan.density(q.shape[2])
+        else:  # a dense plan (a length below the method's sparse range)
+            coverage = density = torch.ones(1)
+        numbers.append((float(density.double().mean()), float(coverage.double().mean())))
+    return numbers
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -113,10 +124,8 @@ def main() -> None:
     per_layer: dict[str, list[list[float]]] = {f"{name}: {label}": [] for name, label, _ in methods}
     for layer, tensors in sorted(layers.items()):
         q, k = tensors["q"].float(), tensors["k"].float()
-        scale = q.shape[-1] ** -0.5
-        rows = query_block_attention(q, k, scale=scale, block_size=128)
-        for i, (name, label, method) in enumerate(methods):
-            density, coverage = layer_numbers(method, q, k, rows, scale, 128)
+        numbers = layer_numbers([method for _, _, method in methods], q, k, q.shape[-1] ** -0.5)
+        for i, ((name, label, _), (density, coverage)) in enumerate(zip(methods, numbers)):
             sums[i][0] += density
             sums[i][1] += coverage
             per_layer[f"{name}: {label}"].append([density, coverage])
