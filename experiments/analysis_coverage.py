@@ -56,12 +56,13 @@ from src.report.coverage_figures import BASELINE, print_tables, replot, write_fi
 from src.report.paper import length_label
 
 
-def build_parts(name: str, args: argparse.Namespace) -> Any:
-    """A method's permuter and selector from conf/method/<name>.yaml, with this run's B, S, threshold."""
+def build_parts(name: str, overrides: dict[str, Any]) -> Any:
+    """A method's permuter and selector from conf/method/<name>.yaml, its keys in `overrides`
+    (those the method has) replaced."""
     from src.attention.methods import build_method
 
     cfg = compose_config({"method": name}).method
-    for key, value in (("block_size", args.block), ("segment_size", args.segment), ("threshold", args.threshold)):
+    for key, value in overrides.items():
         if key in cfg:
             cfg[key] = value
     return build_method(cfg)
@@ -303,7 +304,7 @@ def main() -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     names = {*args.selector_methods, args.baseline_method, args.permuted_method}
-    methods = {name: build_parts(name, args) for name in names}
+    methods = {name: build_parts(name, {"block_size": args.block, "segment_size": args.segment, "threshold": args.threshold}) for name in names}
     config = {k: v for k, v in vars(args).items() if k != "density_grid"}
     results: dict[str, Any] = {"config": {**config, "commit": git_commit()}}
     summaries: dict[int, dict[str, Any]] = {}

@@ -174,30 +174,34 @@ def sort_within_segments(scores: torch.Tensor, segment_size: int) -> torch.Tenso
     return torch.cat([sorted_part, tail], dim=-1)
 
 
-def mean_pool_blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
+def mean_pool_blocks(x: torch.Tensor, block_size: int, *, zero_padded: bool = False) -> torch.Tensor:
     """Mean over each block of `block_size` tokens: [B, H, L, D] -> float32 [B, H, nb, D].
 
-    The last, shorter block is averaged over the tokens it really has. Sums accumulate in fp32
-    without an upcast copy, and nothing is copied from the host (CUDA-graph safe).
+    The last, shorter block is averaged over the tokens it really has, or, with zero_padded, over
+    block_size tokens as if padded with zeros (the PBS-Attn code's pooling). Sums accumulate in
+    fp32 without an upcast copy, and nothing is copied from the host (CUDA-graph safe).
     """
     b, h, length, d = x.shape
     nb = num_blocks(length, block_size)
     pad = nb * block_size - length
     summed = torch.nn.functional.pad(x, (0, 0, 0, pad)).view(b, h, nb, block_size, d).sum(3, dtype=torch.float32)
+    if zero_padded:
+        return summed / block_size
     starts = torch.arange(nb, device=x.device) * block_size
     counts = (length - starts).clamp(max=block_size).float()
     return summed / counts[:, None]
 
 
 def pooled_permuted_keys(
-    k: torch.Tensor, key_perm: torch.Tensor, *, block_size: int, segment_size: int
+    k: torch.Tensor, key_perm: torch.Tensor, *, block_size: int, segment_size: int, zero_padded: bool = False
 ) -> torch.Tensor:
     """Mean key of every permuted key block: float32 [B, P, nb, D], P = key_perm's heads.
 
     k: [B, Hkv, L, D] in original order; key_perm: [B, P, L] (permuted -> original),
     P a multiple of Hkv, each full segment permuted within itself and the tail in place.
     Every original key is added to the permuted block it lands in (a 0/1 matrix per segment times
-    that segment's keys), so neither a permuted nor a head-replicated copy of K is made.
+    that segment's keys), so neither a permuted nor a head-replicated copy of K is made. The tail's
+    blocks are pooled by `mean_pool_blocks` (zero_padded: the short last one over block_size).
     """
     batch, kv_heads, length, head_dim = k.shape
     repeats = key_perm.shape[1] // kv_heads
@@ -215,7 +219,7 @@ def pooled_permuted_keys(
     pooled = pooled / block_size
     if full == length:
         return pooled
-    tail = mean_pool_blocks(k[:, :, full:], block_size).repeat_interleave(repeats, dim=1)
+    tail = mean_pool_blocks(k[:, :, full:], block_size, zero_padded=zero_padded).repeat_interleave(repeats, dim=1)
     return torch.cat([pooled, tail], dim=2)
 
 

@@ -16,6 +16,7 @@ from src.checks import check_choice, check_int
 from src.registry import ConfigError
 
 GQA_PERMUTATIONS = ("head", "group")
+SCORINGS = ("causal", "full_segments")
 TARGETS = ("key",)
 
 
@@ -33,9 +34,14 @@ class SegmentedKeyPermuter:
     backend: how the scores and order are computed (kernels/pbs_estimate): "triton" (two fused
         launches), "torch" (the reference) or "auto" (Triton for the CUDA inputs it supports).
 
-    Scores follow the paper's definition (causal softmax over all L keys). The public reference
-    code normalises over the keys of full segments only and masks nothing, so its last queries
-    weigh in slightly differently and, when L is a multiple of S, see their future keys.
+    scoring: "causal" (the default, the paper's definition: causal softmax over all L keys) or
+        "full_segments" (the authors' code, pbs_attn/src/permute_states.py: a softmax over the
+        keys of full segments only, nothing masked, so the last queries weigh in slightly
+        differently and, when L is a multiple of S, see their future keys). Orders differ; the
+        densities they lead to agree within noise (results/analysis/method_coverage_smollm2_8k).
+        "full_segments" runs the torch reference only: backend "triton" refuses it, "auto"
+        takes torch. The authors' no-op for a single segment (L <= S) is not copied: with one
+        segment every causal block is its own segment's and computed whatever the order.
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class SegmentedKeyPermuter:
         gqa_permutation: str = "head",
         target: str = "key",
         backend: str = "auto",
+        scoring: str = "causal",
     ) -> None:
         self.segment_size: int | None = check_int("segment_size", segment_size)
         self.num_last_queries = check_int("num_last_queries", num_last_queries)
@@ -53,11 +60,15 @@ class SegmentedKeyPermuter:
             raise ConfigError(f"permutation target {target!r} is not implemented; allowed: {', '.join(TARGETS)}")
         self.target = target
         self.backend = check_choice("permuter backend", backend, ESTIMATE_BACKENDS)
+        self.scoring = check_choice("permutation scoring", scoring, SCORINGS)
+        if scoring != "causal" and backend == "triton":
+            raise ConfigError(f"permutation scoring {scoring!r} has no triton backend; use estimate_backend torch or auto")
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, *, scale: float) -> KeyOrder:
         """key_perm int64 [B, Hq, L] ("head") or [B, Hkv, L] ("group"), permuted -> original."""
         key_perm, _ = segment_permutation(
             q, k, segment_size=self.segment_size, num_last_queries=self.num_last_queries, scale=scale,
             per_group=self.gqa_permutation == "group", backend=self.backend,
+            scoring=self.scoring,
         )
         return KeyOrder(key_perm, self.segment_size)

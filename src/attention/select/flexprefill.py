@@ -74,9 +74,11 @@ class FlexPrefillSelector:
     gamma: attention coverage in (0, 1]; 1.0 computes every causal block.
     tau: JS-distance threshold in [0, 1]; heads below it are query-aware.
     min_budget, max_budget: tokens, turned into blocks (ceil) bounding the vertical and the slash
-        block counts; None max_budget means no cap. Defaults are FlexPrefill's (patch.py:
-        min_budget 1024). Inputs of at most max(2 * block_size, min_budget rounded up to blocks)
-        tokens run dense, as flex_prefill_attention does.
+        block counts; None min_budget means 1 token (one block) and None max_budget no cap, as
+        flex_prefill_attention reads them. The default None is what the PBS-Attn paper evaluated
+        (its configs pass no min_budget); FlexPrefill's own patch.py default is 1024, available
+        as min_budget=1024. Inputs of at most max(2 * block_size, min_budget rounded up to
+        blocks) tokens run dense, as flex_prefill_attention does.
     """
 
     def __init__(
@@ -84,13 +86,13 @@ class FlexPrefillSelector:
         block_size: int = 128,
         gamma: float = 0.95,
         tau: float = 0.1,
-        min_budget: int = 1024,
+        min_budget: int | None = None,
         max_budget: int | None = None,
     ) -> None:
         self.block_size = check_int("block_size", block_size)
         self.gamma = check_number("gamma", gamma, 0.0, 1.0)
         self.tau = check_number("tau", tau, 0.0, 1.0, low_open=False)
-        self.min_budget = check_int("min_budget", min_budget, unit="tokens")
+        self.min_budget = check_int("min_budget", min_budget, optional=True, unit="tokens") or 1
         self.max_budget = check_int("max_budget", max_budget, optional=True, unit="tokens")
 
     def dense_below(self) -> int:

@@ -167,3 +167,23 @@ def test_auto_backend_on_cuda_equals_the_torch_reference_at_realistic_size() -> 
         for b in ("auto", "torch")
     ]
     assert torch.equal(masks[0], masks[1])
+
+
+@pytest.mark.parametrize(("segment", "score_diagonal", "pooling"), [(None, True, "zero_padded"), (64, False, "zero_padded")])
+def test_selection_kernel_follows_the_diagonal_and_pooling_switches(segment: int | None, score_diagonal: bool, pooling: str) -> None:
+    """MeanPooling's official rule (diagonal scored and forced) and the zero-padded last block run
+    the same on the Triton estimate as on the torch one."""
+    q, k = random_qk(2, 4, 2, 150, 16, seed=9)
+    key_order = KeyOrder()
+    if segment is not None:
+        key_order = SegmentedKeyPermuter(segment_size=segment, num_last_queries=32, backend="torch")(q, k, scale=0.25)
+    masks = [
+        MeanPoolSelector(block_size=32, threshold=0.8, score_diagonal=score_diagonal, last_block_pooling=pooling, backend=backend)(
+            q, k, key_order=key_order, scale=0.25
+        ).block_mask
+        for backend in ("triton", "torch")
+    ]
+    assert torch.equal(masks[0], masks[1])
+    if pooling == "zero_padded":
+        assert_close(pool_blocks_triton(k, None, block_size=32, zero_padded=True), mean_pool_blocks(k, 32, zero_padded=True))
+        assert not torch.allclose(mean_pool_blocks(k, 32, zero_padded=True)[..., -1, :], mean_pool_blocks(k, 32)[..., -1, :])

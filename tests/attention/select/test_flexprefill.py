@@ -135,7 +135,8 @@ def test_registered_and_config_errors_are_clear():
     with pytest.raises(ConfigError, match="max_budget"):
         FlexPrefillSelector(max_budget=0)
     with pytest.raises(ConfigError, match="min_budget"):
-        FlexPrefillSelector(min_budget=None)
+        FlexPrefillSelector(min_budget=0)
+    assert FlexPrefillSelector(min_budget=None).min_budget == 1
 
 
 @pytest.mark.gpu

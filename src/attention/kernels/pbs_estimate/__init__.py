@@ -54,6 +54,7 @@ def segment_permutation(
     per_group: bool,
     backend: str = "auto",
     launch: PermutationLaunch | None = None,
+    scoring: str = "causal",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(key_perm int64, scores float32), both [B, P, L]: PBS-Attn's key order.
 
@@ -62,7 +63,16 @@ def segment_permutation(
     order); the tail past floor(L / S) * S stays in place. P is Hq, or Hkv when per_group (one
     order per kv group, scored by its heads' mean). launch: the Triton kernels' launch shape
     (None: the tuned default), for benchmarks; the torch backend refuses one.
+    scoring "full_segments" scores as the authors' code does (a softmax over full-segment keys
+    only, unmasked); only the torch backend has it ("auto" takes torch, "triton" refuses).
     """
+    if scoring != "causal":
+        if backend == "triton":
+            raise ValueError(f"permutation scoring {scoring!r} has no triton backend; use estimate_backend torch or auto")
+        return segment_permutation_reference(
+            q, k, segment_size=segment_size, num_last_queries=num_last_queries, scale=scale, per_group=per_group,
+            scoring=scoring,
+        )
     unsupported = triton_unsupported(q, num_last_queries=num_last_queries, segment_size=segment_size)
     kwargs = dict(segment_size=segment_size, num_last_queries=num_last_queries, scale=scale, per_group=per_group)
     if resolve_backend("key permutation", backend, q, unsupported) == "triton":
@@ -83,6 +93,8 @@ def mean_pool_selection(
     threshold: float,
     force_sink: bool,
     force_diagonal: bool,
+    score_diagonal: bool = False,
+    zero_padded: bool = False,
     backend: str = "auto",
 ) -> torch.Tensor:
     """PBS-Attn's (and MeanPooling's) block mask, bool [B, Hq, nb, nb] (query block, permuted key block).
@@ -90,9 +102,11 @@ def mean_pool_selection(
     q: [B, Hq, L, D]; k: [B, Hkv, L, D] in original order; key_perm: None or int [B, P, L]
     (permuted -> original, inside segments of segment_size). Each query block's mean query
     scores each permuted key block's mean key (scaled dot product); the softmax over its causal
-    key blocks (without its own segment's when force_diagonal) keeps the fewest blocks reaching
-    `threshold` of the mass, then its whole segment (force_diagonal) and the sink block
-    (force_sink). threshold >= 1 keeps every causal block without estimating anything.
+    key blocks (its own segment's among them only when score_diagonal) keeps the fewest blocks
+    reaching `threshold` of the mass, then its whole segment (force_diagonal) and the sink block
+    (force_sink). zero_padded: a short last block is pooled over block_size tokens (zeros
+    padding it), not over the tokens it has. threshold >= 1 keeps every causal block without
+    estimating anything.
     """
     batch, q_heads, length, _ = q.shape
     if threshold >= 1.0:
@@ -101,16 +115,18 @@ def mean_pool_selection(
     unsupported = triton_unsupported(q, segment_size=segment_size)
     triton = resolve_backend("block selection", backend, q, unsupported) == "triton"
     if triton:
-        pooled_q = pool_blocks_triton(q, None, block_size=block_size, scale=scale)
-        pooled_k = pool_blocks_triton(k, key_perm, block_size=block_size)
+        pooled_q = pool_blocks_triton(q, None, block_size=block_size, scale=scale, zero_padded=zero_padded)
+        pooled_k = pool_blocks_triton(k, key_perm, block_size=block_size, zero_padded=zero_padded)
     else:
-        pooled_q = pool_blocks_reference(q, None, block_size=block_size, segment_size=None, scale=scale)
-        pooled_k = pool_blocks_reference(k, key_perm, block_size=block_size, segment_size=segment_size)
+        pooled_q = pool_blocks_reference(q, None, block_size=block_size, segment_size=None, scale=scale, zero_padded=zero_padded)
+        pooled_k = pool_blocks_reference(
+            k, key_perm, block_size=block_size, segment_size=segment_size, zero_padded=zero_padded
+        )
     logits = block_logits(pooled_q, pooled_k, k.shape[1])
     select = threshold_select_triton if triton else threshold_select_reference
     return select(
         logits, key_perm, block_size=block_size, segment_size=segment_size, length=length,
-        threshold=threshold, force_sink=force_sink, force_diagonal=force_diagonal,
+        threshold=threshold, force_sink=force_sink, force_diagonal=force_diagonal, score_diagonal=score_diagonal,
     )
 
 

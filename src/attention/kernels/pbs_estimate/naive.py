@@ -3,9 +3,9 @@
     segment_permutation_reference  keys sorted inside segments by the last queries' mean causal
                                    attention (Eq. 7-8)
     pool_blocks_reference          the mean of every (permuted) block of rows
-    threshold_select_reference     per query block, softmax over its scored key blocks and the
-                                   fewest reaching the threshold, then the diagonal segment and
-                                   the sink block
+    threshold_select_reference     per query block, softmax over its scored key blocks (the
+                                   diagonal segment among them or not) and the fewest reaching
+                                   the threshold, then the diagonal segment and the sink block
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 from src.attention.ops import (
     causal_block_layout,
     causal_softmax,
+    grouped_logits,
     mean_pool_blocks,
     pooled_permuted_keys,
     sink_blocks,
@@ -46,14 +47,38 @@ def last_query_attention(
     return torch.cat(chunks, dim=1)
 
 
+def full_segment_attention(q: torch.Tensor, k: torch.Tensor, *, segment_size: int, num_last_queries: int, scale: float) -> torch.Tensor:
+    """The authors' key scores (pbs_attn/src/permute_states.py), float32 [B, Hq, L]: the mean over
+    the last queries of a softmax over the keys of full segments only, nothing masked (when L is
+    a multiple of segment_size the last queries see their future keys); tail keys score 0."""
+    length = q.shape[2]
+    full = (length // segment_size) * segment_size
+    n = min(num_last_queries, length)
+    logits = grouped_logits(q[:, :, length - n :] * scale, k[:, :, :full])
+    scores = torch.softmax(logits.float(), dim=-1).mean(dim=2)
+    return torch.nn.functional.pad(scores, (0, length - full))
+
+
 def segment_permutation_reference(
-    q: torch.Tensor, k: torch.Tensor, *, segment_size: int, num_last_queries: int, scale: float, per_group: bool
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    segment_size: int,
+    num_last_queries: int,
+    scale: float,
+    per_group: bool,
+    scoring: str = "causal",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(key_perm int64, scores), both [B, P, L]: each full segment's keys by descending score.
 
-    P is Hq, or Hkv when per_group (one order per kv group, scored by its heads' mean).
+    P is Hq, or Hkv when per_group (one order per kv group, scored by its heads' mean). scoring:
+    "causal" (`last_query_attention`, the paper's definition) or "full_segments"
+    (`full_segment_attention`, the authors' code).
     """
-    scores = last_query_attention(q, k, num_last_queries=num_last_queries, scale=scale)
+    if scoring == "full_segments":
+        scores = full_segment_attention(q, k, segment_size=segment_size, num_last_queries=num_last_queries, scale=scale)
+    else:
+        scores = last_query_attention(q, k, num_last_queries=num_last_queries, scale=scale)
     if per_group:
         batch, _, length = scores.shape
         scores = scores.view(batch, k.shape[1], -1, length).mean(dim=2)
@@ -61,13 +86,20 @@ def segment_permutation_reference(
 
 
 def pool_blocks_reference(
-    x: torch.Tensor, perm: torch.Tensor | None, *, block_size: int, segment_size: int | None, scale: float = 1.0
+    x: torch.Tensor,
+    perm: torch.Tensor | None,
+    *,
+    block_size: int,
+    segment_size: int | None,
+    scale: float = 1.0,
+    zero_padded: bool = False,
 ) -> torch.Tensor:
     """Mean of every block of `block_size` rows times `scale`, float32 [B, P, nb, D]; rows read
-    through `perm` ([B, P, L], permuted inside segments of `segment_size`) when one is given."""
+    through `perm` ([B, P, L], permuted inside segments of `segment_size`) when one is given.
+    zero_padded: the short last block is divided by block_size, not by its token count."""
     if perm is None or segment_size is None:
-        return mean_pool_blocks(x, block_size) * scale
-    return pooled_permuted_keys(x, perm, block_size=block_size, segment_size=segment_size) * scale
+        return mean_pool_blocks(x, block_size, zero_padded=zero_padded) * scale
+    return pooled_permuted_keys(x, perm, block_size=block_size, segment_size=segment_size, zero_padded=zero_padded) * scale
 
 
 def block_logits(pooled_q: torch.Tensor, pooled_k: torch.Tensor, kv_heads: int) -> torch.Tensor:
@@ -108,17 +140,18 @@ def threshold_select_reference(
     threshold: float,
     force_sink: bool,
     force_diagonal: bool,
+    score_diagonal: bool = False,
 ) -> torch.Tensor:
     """The block mask, bool [B, Hq, nb, nb], from scaled block logits [B, Hq, nb, nb].
 
-    Each query block keeps the fewest scored key blocks (causal ones; without its own segment's
-    when force_diagonal) whose softmax mass reaches `threshold`, then its whole segment
+    Each query block keeps the fewest scored key blocks (causal ones; its own segment's only
+    when score_diagonal) whose softmax mass reaches `threshold`, then its whole segment
     (force_diagonal) and the key block holding original token 0 (force_sink; key_perm int
     [B, Hq or Hkv, L] or None only locates it).
     """
     batch, q_heads = logits.shape[:2]
     allowed, diagonal = causal_block_layout(length, block_size, segment_size, logits.device)
-    scored = allowed & ~diagonal if force_diagonal else allowed
+    scored = allowed if score_diagonal else allowed & ~diagonal
     probs = torch.softmax(logits.masked_fill(~scored, float("-inf")), dim=-1).masked_fill(~scored, 0.0)
     selected = cumulative_threshold_select(probs, threshold)
     if force_diagonal:

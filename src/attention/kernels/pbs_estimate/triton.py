@@ -233,6 +233,7 @@ def _pool_blocks_kernel(
     stride_xb, stride_xh, stride_xl, stride_pb, stride_ph,
     out_heads, heads_per_x, seq_len, num_blocks, scale,
     HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr, ROWS: tl.constexpr, HAS_PERM: tl.constexpr,
+    ZERO_PADDED: tl.constexpr,
 ):
     """Mean of one block of rows (through Perm when given) for one output head; grid (nb, B * P)."""
     block = tl.program_id(0)
@@ -251,15 +252,19 @@ def _pool_blocks_kernel(
             pos = slot
         x = tl.load(x_base + pos.to(tl.int64)[:, None] * stride_xl + offs_d[None, :], mask=valid[:, None], other=0.0)
         acc += tl.sum(x.to(tl.float32), 0)
-    count = tl.minimum(BLOCK_SIZE, seq_len - block * BLOCK_SIZE)
+    if ZERO_PADDED:
+        count = BLOCK_SIZE
+    else:
+        count = tl.minimum(BLOCK_SIZE, seq_len - block * BLOCK_SIZE)
     tl.store(Out + (batch_head.to(tl.int64) * num_blocks + block) * HEAD_DIM + offs_d, acc * (scale / count))
 
 
 def pool_blocks_triton(
-    x: torch.Tensor, perm: torch.Tensor | None, *, block_size: int, scale: float = 1.0
+    x: torch.Tensor, perm: torch.Tensor | None, *, block_size: int, scale: float = 1.0, zero_padded: bool = False
 ) -> torch.Tensor:
     """Mean of every block of `block_size` rows times `scale`, float32 [B, P, nb, D] (the last block
-    may be short; scale saves the caller a launch to scale pooled queries).
+    may be short, and is divided by block_size when zero_padded; scale saves the caller a launch to
+    scale pooled queries).
 
     x: [B, Hx, L, D]. perm: None (P = Hx, natural order) or int [B, P, L] (P a multiple of Hx,
     row p of block j is x[perm[p, j * B + r]]): the pooled permuted keys without permuting K.
@@ -276,7 +281,7 @@ def pool_blocks_triton(
         x, x if perm is None else perm, out, *x.stride()[:3], *perm_strides,
         out_heads, out_heads // x_heads, length, nb, scale,
         HEAD_DIM=head_dim, BLOCK_SIZE=block_size, ROWS=min(block_size, 64), HAS_PERM=perm is not None,
-        num_warps=4,
+        ZERO_PADDED=zero_padded, num_warps=4,
     )
     return out
 
@@ -286,7 +291,7 @@ def _threshold_select_kernel(
     Logits, Perm, Mask,
     stride_pb, stride_ph, num_q_heads, heads_per_perm, seq_len, num_blocks, sink_span, threshold,
     BLOCK_SIZE: tl.constexpr, SEGMENT: tl.constexpr, NB_POW2: tl.constexpr, SINK_POW2: tl.constexpr,
-    HAS_PERM: tl.constexpr, FORCE_SINK: tl.constexpr, FORCE_DIAGONAL: tl.constexpr,
+    HAS_PERM: tl.constexpr, FORCE_SINK: tl.constexpr, FORCE_DIAGONAL: tl.constexpr, SCORE_DIAGONAL: tl.constexpr,
 ):
     """One query block's row of the block mask; grid (nb, B * Hq). Logits already scaled."""
     q_block = tl.program_id(0)
@@ -300,7 +305,7 @@ def _threshold_select_kernel(
     own = tl.where(q_block < full_blocks, q_block // per_segment, seq_len // SEGMENT + q_block - full_blocks)
     allowed = exists & (segment_of <= own)
     diagonal = exists & (segment_of == own)
-    scored = allowed & ~diagonal if FORCE_DIAGONAL else allowed
+    scored = allowed if SCORE_DIAGONAL else allowed & ~diagonal
     logits = tl.load(Logits + row * num_blocks + blocks, mask=scored, other=float("-inf"))
     row_max = tl.max(logits, 0)
     row_max = tl.where(row_max == float("-inf"), 0.0, row_max)
@@ -348,6 +353,7 @@ def threshold_select_triton(
     threshold: float,
     force_sink: bool,
     force_diagonal: bool,
+    score_diagonal: bool = False,
 ) -> torch.Tensor:
     """`MeanPoolSelector`'s block mask, bool [B, Hq, nb, nb], from scaled block logits [B, Hq, nb, nb].
 
@@ -367,6 +373,6 @@ def threshold_select_triton(
         q_heads, 1 if key_perm is None else q_heads // key_perm.shape[1], length, nb, sink_span, float(threshold),
         BLOCK_SIZE=block_size, SEGMENT=segment, NB_POW2=nb_pow2, SINK_POW2=triton.next_power_of_2(sink_span),
         HAS_PERM=key_perm is not None, FORCE_SINK=force_sink, FORCE_DIAGONAL=force_diagonal,
-        num_warps=max(1, min(4, nb_pow2 // 512)),
+        SCORE_DIAGONAL=score_diagonal, num_warps=max(1, min(4, nb_pow2 // 512)),
     )
     return mask
