@@ -4,6 +4,7 @@
 # Steps (each with its own time limit so a call ends inside the device's 600 s; every script
 # writes its JSON as it goes, into $OUT):
 #   tests         GPU-marked tests
+#   tests_faithful  GPU tests of the selectors and the PBS / MInference estimation kernels
 #   bench         attention benchmark: kernels vs SDPA, per-method permute/select/attention breakdown
 #   bench_estimate   method rows only (SDPA and the density-1 kernel for reference), eager and CUDA-graph times
 #   perm_tiles    launch-shape sweep of PBS's Triton permutation at 8K and 128K
@@ -91,7 +92,11 @@ for step in "$@"; do
     timeout 170 python3 -m experiments.bench_ttft --model llama3.1-8b_random --model-set load.tokenizer_path=.carry/tok \
       --random-tokens --methods dense pbs --lengths 32768 131072 262144 --runs 1 --warmup first --override $REALISTIC \
       --out "$OUT/ttft_llama8b_random_final.json" 2>&1 | grep -v "^{" | tail -12 ;;
-  evidence) join_gguf && evidence_jobs 400 ;;
+  evidence) join_gguf && evidence_jobs 520 ;;
+  tests_faithful)  # the GPU tests of the selectors and estimation kernels the faithful-baselines change touched
+    timeout 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/attention/select tests/attention/kernels/test_pbs_estimate.py \
+      tests/attention/kernels/test_block_column.py > "$OUT/gpu_tests.log" 2>&1
+    tail -25 "$OUT/gpu_tests.log" ;;
   ttft_smollm2_short) join_gguf && ttft_smollm2_short ;;
   tests)
     timeout 100 python3 -m pytest -q -m gpu --ignore=tests/test_notebooks.py tests/ > "$OUT/gpu_tests.log" 2>&1
