@@ -94,7 +94,7 @@ for step in "$@"; do
       --out "$OUT/ttft_llama8b_random_final.json" 2>&1 | grep -v "^{" | tail -12 ;;
   evidence) join_gguf && evidence_jobs 520 ;;
   tests_faithful)  # the GPU tests of the selectors and estimation kernels the faithful-baselines change touched
-    timeout 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/attention/select tests/attention/kernels/test_pbs_estimate.py \
+    timeout 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/attention/select tests/attention/kernels/test_pbs_estimate.py tests/attention/kernels/test_antidiagonal.py \
       tests/attention/kernels/test_block_column.py > "$OUT/gpu_tests.log" 2>&1
     tail -25 "$OUT/gpu_tests.log" ;;
   ttft_smollm2_short) join_gguf && ttft_smollm2_short ;;
