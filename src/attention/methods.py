@@ -11,6 +11,7 @@ import torch
 
 from src.attention.components import PERMUTERS, SELECTORS, Permuter, Selector
 from src.attention.kernels import ATTENTION_BACKENDS, OP_BACKENDS
+from src.attention.kernels.backends import check_triton_device
 from src.attention.plan import DensePlan, Plan
 from src.attention.stats import StatsRecorder
 from src.checks import check_choice, check_int
@@ -73,9 +74,26 @@ def check_compatible(permuter: Permuter, selector: Selector, backend: str) -> No
         )
 
 
-def build_method(cfg: Any, stats: StatsRecorder | None = None) -> SparsePrefillMethod:
-    """Compose the method described by a `conf/method/*.yaml` node; config errors surface here."""
+def configured_backends(cfg: Any) -> dict[str, str | None]:
+    """Every backend a method node names, by its config key (None where the node has none)."""
+    return {
+        "method.backend": cfg.get("backend"),
+        "method.estimate_backend": cfg.get("estimate_backend"),
+        **{f"method.{part}.backend": cfg[part].get("backend") for part in ("permuter", "selector")},
+    }
+
+
+def build_method(
+    cfg: Any, stats: StatsRecorder | None = None, *, device: torch.device | None = None
+) -> SparsePrefillMethod:
+    """Compose the method described by a `conf/method/*.yaml` node; config errors surface here.
+
+    device: where the model will run, when known; an explicit "triton" backend Triton cannot run
+    there is refused now, naming its key, rather than at the first prefill.
+    """
     check_choice("method.backend", cfg.backend, ATTENTION_BACKENDS)
+    if device is not None:
+        check_triton_device(configured_backends(cfg), device)
     check_int("method.min_seq_len", cfg.min_seq_len, minimum=0)
     permuter_cfg = dict(cfg.permuter)
     selector_cfg = dict(cfg.selector)

@@ -86,12 +86,13 @@ def append_kept(row, count, values, keep):
     return count + tl.sum(kept, 0)
 
 
-def unsupported_device(x: torch.Tensor) -> str | None:
-    """Why Triton cannot run on x's device, or None: it needs CUDA, or the interpreter switched on
-    (TRITON_INTERPRET=1) before triton is imported."""
-    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+def unsupported_device(x: torch.Tensor | torch.device) -> str | None:
+    """Why Triton cannot run on the device of x (a tensor or a device), or None: it needs CUDA, or
+    the interpreter switched on (TRITON_INTERPRET=1) before triton is imported."""
+    device = x if isinstance(x, torch.device) else x.device
+    if device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
         return None
-    return f"it needs CUDA tensors (got {x.device}) or TRITON_INTERPRET=1 set before import"
+    return f"it needs CUDA tensors (got {device}) or TRITON_INTERPRET=1 set before import"
 
 
 def _let_interpreter_index_with_scalars() -> None:
