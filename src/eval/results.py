@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 log = logging.getLogger(__name__)
+TORN_WARNING = "%s: dropped a torn last line (a write cut short by a kill); its sample is recomputed"
 
 
 def read_jsonl(path: Path, *, torn_tail_ok: bool = False) -> list[dict[str, Any]]:
@@ -36,7 +37,7 @@ def read_jsonl(path: Path, *, torn_tail_ok: bool = False) -> list[dict[str, Any]
             rows.append(json.loads(line))
         except json.JSONDecodeError as err:
             if torn_tail_ok and number == len(lines):  # the text after the last newline
-                log.warning("%s: dropped a torn last line (a write cut short by a kill); its sample is recomputed", path)
+                log.warning(TORN_WARNING, path)
                 continue
             raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
     return rows
@@ -54,6 +55,7 @@ def drop_torn_tail(path: Path) -> None:
     try:
         json.loads(data[tail_start:])
     except ValueError:
+        log.warning(TORN_WARNING, path)
         with path.open("r+b") as f:
             f.truncate(tail_start)
     else:
