@@ -42,11 +42,17 @@ def registries() -> dict[str, Registry[Any]]:
 
 def option_defaults(conf_dir: Path, group: str, option: str) -> tuple[dict[str, Any], list[str]]:
     """The raw (unresolved) keys and values of conf/<group>/<option>.yaml without its defaults
-    list, and the sub-groups that defaults list names (their nodes are keys of this one)."""
+    list, merged over the same-group options that list extends (smollm2_rope4x: smollm2), and the
+    sub-groups it names (their nodes are keys of this one)."""
     raw = OmegaConf.to_container(OmegaConf.load(conf_dir / group / f"{option}.yaml"), resolve=False)
-    defaults = raw.pop("defaults", [])
-    subgroups = [name for entry in defaults if isinstance(entry, dict) for name in entry if "/" not in name]
-    return raw, subgroups
+    merged, subgroups = OmegaConf.create(), []
+    for entry in raw.pop("defaults", []):
+        if isinstance(entry, dict):
+            subgroups += [name for name in entry if "/" not in name]
+        elif entry != "_self_":
+            parent, parent_subgroups = option_defaults(conf_dir, group, entry)
+            merged, subgroups = OmegaConf.merge(merged, parent), subgroups + parent_subgroups
+    return OmegaConf.to_container(OmegaConf.merge(merged, raw), resolve=False), subgroups
 
 
 def factory_parameters(registry: Registry[Any], name: Any) -> list[str]:
