@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.data.hub import source_label
 from src.registry import ConfigError
-from src.schema import check_config
+from src.schema import check_config, check_paths, config_dirs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -61,7 +61,7 @@ def compose_config(
             cfg = compose("config", overrides=arguments, return_hydra_config=True)
         except HydraException as err:
             raise ConfigError(" ".join(str(err).split())) from None
-    check_config(cfg, cfg.hydra.runtime.choices, CONF_DIR)
+    check_config(cfg, cfg.hydra.runtime.choices, config_dirs(cfg.hydra, CONF_DIR))
     if not hydra_node:
         with open_dict(cfg):
             del cfg["hydra"]
@@ -76,8 +76,9 @@ _OTHER_RUNS = {"-h", "--help", "--hydra-help", "--info", "-cp", "--config-path",
 
 def check_command_line(args: Sequence[str]) -> None:
     """Compose the job `python -m src.run <args>` describes once, before Hydra runs it, so that an
-    unknown group option (in a sweep too: `-m method=dense,nope`), a bad override or a key the
-    schema does not allow is one ConfigError line instead of Hydra's listing or a traceback.
+    unknown group option (in a sweep too: `-m method=dense,nope`), a bad override, a key the
+    schema does not allow or a missing data path is one ConfigError line instead of Hydra's
+    listing or a traceback.
 
     A sweep is composed at its first value; every value of a config-group sweep is checked.
     Overrides of the `hydra` node, and runs with another config or Hydra's own output (--help,
@@ -108,4 +109,4 @@ def check_command_line(args: Sequence[str]) -> None:
                 if isinstance(value, str):
                     check_choice_exists(key, value)
         composed.append(text if not override.is_sweep_override() else f"{text.split('=', 1)[0]}={values[0]}")
-    compose_config(overrides=composed)
+    check_paths(compose_config(overrides=composed))

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from src.configs import CONF_DIR, check_command_line, register_resolvers
 from src.registry import ConfigError
-from src.schema import check_config
+from src.schema import check_config, check_paths, config_dirs
 
 register_resolvers()
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -35,7 +35,9 @@ def main(cfg: DictConfig) -> None:
 
     debug = bool(os.environ.get("PBS_LAB_DEBUG"))
     try:
-        check_config(cfg, HydraConfig.get().runtime.choices, CONF_DIR)
+        hydra_cfg = HydraConfig.get()
+        check_config(cfg, hydra_cfg.runtime.choices, config_dirs(hydra_cfg, CONF_DIR))
+        check_paths(cfg)
         run_experiment(cfg)
     except (ValueError, FileNotFoundError) as err:  # ConfigError and every other bad-input error
         if debug:

@@ -11,7 +11,8 @@ the run would go on with the default threshold. `check_config` closes that gap f
   mapping (model.config_overrides: {}) is free-form.
 - types: a value whose YAML default is a plain bool, number, string, list or mapping must be one
   too (an interpolation or a null default allows anything); `dataset.length=abc` is an error.
-- paths: a set dataset key named `*_dir` or `*_path` must name an existing file or directory.
+- paths (`check_paths`, where the job runs): a set dataset key named `*_dir` or `*_path` must name
+  an existing file or directory.
 
 The schema is the YAML itself (and the factories' signatures), so a key added to a YAML file or
 a constructor is allowed with no list here to edit. Errors are ConfigError, one line each.
@@ -19,7 +20,7 @@ a constructor is allowed with no list here to edit. Errors are ConfigError, one 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,27 @@ def registries() -> dict[str, Registry[Any]]:
     return {"method/permuter": PERMUTERS, "method/selector": SELECTORS, "dataset": DATASETS, "logger": LOGGERS}
 
 
-def option_defaults(conf_dir: Path, group: str, option: str) -> tuple[dict[str, Any], list[str]]:
-    """The raw (unresolved) keys and values of conf/<group>/<option>.yaml without its defaults
-    list, merged over the same-group options that list extends (smollm2_rope4x: smollm2), and the
-    sub-groups it names (their nodes are keys of this one)."""
-    raw = OmegaConf.to_container(OmegaConf.load(conf_dir / group / f"{option}.yaml"), resolve=False)
+def option_file(conf_dirs: Sequence[Path], group: str, option: str) -> Path | None:
+    """conf/<group>/<option>.yaml in the first config directory that has it (None: none does,
+    e.g. an option a plugin package ships)."""
+    return next((d / group / f"{option}.yaml" for d in conf_dirs if (d / group / f"{option}.yaml").is_file()), None)
+
+
+def option_defaults(conf_dirs: Sequence[Path], group: str, option: str) -> tuple[dict[str, Any], list[str]] | None:
+    """The raw (unresolved) keys and values of the option's YAML file without its defaults list,
+    merged over the same-group options that list extends (smollm2_rope4x: smollm2), and the
+    sub-groups it names (their nodes are keys of this one); None when no directory has the file."""
+    path = option_file(conf_dirs, group, option)
+    if path is None:
+        return None
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     merged, subgroups = OmegaConf.create(), []
     for entry in raw.pop("defaults", []):
         if isinstance(entry, dict):
             subgroups += [name for name in entry if "/" not in name]
         elif entry != "_self_":
-            parent, parent_subgroups = option_defaults(conf_dir, group, entry)
-            merged, subgroups = OmegaConf.merge(merged, parent), subgroups + parent_subgroups
+            parent = option_defaults(conf_dirs, group, entry) or ({}, [])
+            merged, subgroups = OmegaConf.merge(merged, parent[0]), subgroups + parent[1]
     return OmegaConf.to_container(OmegaConf.merge(merged, raw), resolve=False), subgroups
 
 
@@ -92,8 +102,10 @@ def check_node(path: str, node: Mapping[str, Any], defaults: Mapping[str, Any], 
             check_node(f"{path}.{key}", value, default)
 
 
-def check_paths(path: str, node: Mapping[str, Any]) -> None:
-    """ConfigError for a set `*_dir` / `*_path` key of `node` naming nothing on disk."""
+def check_paths(cfg: DictConfig) -> None:
+    """ConfigError for a set `dataset.*_dir` / `dataset.*_path` naming nothing on disk: a check
+    for the machine that runs the job (composing a config elsewhere does not need the data)."""
+    path, node = "dataset", OmegaConf.to_container(cfg.dataset, resolve=True)
     for key, value in node.items():
         if key.endswith(PATH_SUFFIXES) and isinstance(value, str) and not Path(value).expanduser().exists():
             raise ConfigError(f"{path}.{key} {value!r} does not exist; allowed: an existing file or directory, or null")
@@ -107,20 +119,29 @@ def group_node(cfg: DictConfig, group: str) -> Any:
     return node
 
 
-def check_config(cfg: DictConfig, choices: Mapping[str, Any], conf_dir: Path) -> None:
+def config_dirs(cfg_hydra: Any, conf_dir: Path) -> list[Path]:
+    """conf/ and the `file://` directories of Hydra's search path (hydra.searchpath), where the
+    chosen options' YAML files are."""
+    extra = [str(entry).removeprefix("file://") for entry in (cfg_hydra.searchpath or []) if str(entry).startswith("file://")]
+    return [conf_dir, *map(Path, extra)]
+
+
+def check_config(cfg: DictConfig, choices: Mapping[str, Any], conf_dirs: Sequence[Path]) -> None:
     """Check every group of a composed config against its chosen option (`choices`: Hydra's
-    runtime choices, group -> option) and the factory it is built by; see the module docstring."""
+    runtime choices, group -> option; its YAML file looked up in `conf_dirs`) and the factory it
+    is built by; see the module docstring. A group whose file is not found is checked against its
+    factory alone (when it has one)."""
     builders = registries()
     for group in GROUPS:
         option, node = choices.get(group), group_node(cfg, group)
         if option is None or not isinstance(node, DictConfig):
             continue
-        path = group.replace("/", ".")
-        defaults, subgroups = option_defaults(conf_dir, group, option)
+        found = option_defaults(conf_dirs, group, option)
+        if found is None and group not in builders:
+            continue
+        defaults, subgroups = found or ({"name": None}, [])
         resolved = OmegaConf.to_container(node, resolve=True)
         extra = subgroups
         if group in builders and "name" in resolved:
             extra = extra + factory_parameters(builders[group], resolved["name"])
-        check_node(path, {k: v for k, v in resolved.items() if k not in subgroups}, defaults, extra)
-        if group == "dataset":
-            check_paths(path, resolved)
+        check_node(group.replace("/", "."), {k: v for k, v in resolved.items() if k not in subgroups}, defaults, extra)

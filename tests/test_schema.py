@@ -16,11 +16,11 @@ def test_a_key_new_in_the_yaml_is_allowed_and_a_typo_is_not(tmp_path: Path) -> N
     (tmp_path / "method").mkdir()
     (tmp_path / "method" / "mine.yaml").write_text("name: mine\nthreshold: 0.9\nnew_switch: official\n")
     choices = {"method": "mine"}
-    check_config(OmegaConf.create({"method": {"name": "mine", "threshold": 0.5, "new_switch": "x"}}), choices, tmp_path)
+    check_config(OmegaConf.create({"method": {"name": "mine", "threshold": 0.5, "new_switch": "x"}}), choices, [tmp_path])
     with pytest.raises(ConfigError, match=r"^unknown key method.treshold; allowed: name, threshold, new_switch$"):
-        check_config(OmegaConf.create({"method": {"name": "mine", "treshold": 0.5}}), choices, tmp_path)
+        check_config(OmegaConf.create({"method": {"name": "mine", "treshold": 0.5}}), choices, [tmp_path])
     with pytest.raises(ConfigError, match=r"^method.new_switch must be a string \(default 'official'\), got 3$"):
-        check_config(OmegaConf.create({"method": {"name": "mine", "new_switch": 3}}), choices, tmp_path)
+        check_config(OmegaConf.create({"method": {"name": "mine", "new_switch": 3}}), choices, [tmp_path])
 
 
 def test_a_constructor_parameter_missing_from_the_yaml_is_allowed() -> None:
