@@ -12,14 +12,25 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model=tiny_llama", "dataset.tasks=[niah_single_1]", "dataset.num_samples=2", "dataset.length=512"]
 
 
-def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+CLI_ENV = {"HYDRA_FULL_ERROR": "0", "TQDM_DISABLE": "1"}
+
+
+def module_env(env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment plus `env`, without the variables named in `unset`."""
+    return {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     """`python -m <module> <args>` from the repository root, output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=600,
+        env=module_env(env, unset), timeout=600,
     )
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m src.run <args>` with Hydra's short errors and no progress bars."""
-    return run_module("src.run", *args, env={"HYDRA_FULL_ERROR": "0", "TQDM_DISABLE": "1"})
+def run_cli(*args: str, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`python -m src.run <args>` with Hydra's short errors and no progress bars; `unset`: variables
+    (TRITON_INTERPRET, which the test session sets on a CPU) the run must not see."""
+    return run_module("src.run", *args, env=CLI_ENV, unset=unset)

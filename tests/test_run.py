@@ -55,7 +55,7 @@ def test_bad_input_gives_one_clear_line(tmp_path: Path, override: str, message: 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("+dataset.foo=1", "error: dataset 'ruler' got unknown parameter(s) foo; allowed: tasks, length, num_samples"),
+        ("+dataset.foo=1", "error: unknown key dataset.foo; allowed: name, label, tasks, length, num_samples"),
         ("dataset.name=nope", "error: unknown dataset 'nope'; allowed: longbench, longbench_v2, ruler"),
     ],
 )

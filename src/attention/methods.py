@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.attention.components import PERMUTERS, SELECTORS, Permuter, Selector
 from src.attention.kernels import ATTENTION_BACKENDS, OP_BACKENDS
+from src.attention.kernels.backends import check_triton_device
 from src.attention.plan import DensePlan, Plan
 from src.attention.stats import StatsRecorder
 from src.checks import check_choice, check_int
@@ -78,9 +79,24 @@ def check_compatible(permuter: Permuter, selector: Selector, backend: str) -> No
 METHOD_KEYS = ("name", "backend", "min_seq_len", "permuter", "selector")
 
 
-def build_method(cfg: Mapping[str, Any], stats: StatsRecorder | None = None) -> SparsePrefillMethod:
+def configured_backends(cfg: Any) -> dict[str, str | None]:
+    """Every backend a method node names, by its config key (None where the node has none)."""
+    return {
+        "method.backend": cfg.get("backend"),
+        "method.estimate_backend": cfg.get("estimate_backend"),
+        **{f"method.{part}.backend": cfg[part].get("backend") for part in ("permuter", "selector")},
+    }
+
+
+def build_method(
+    cfg: Mapping[str, Any], stats: StatsRecorder | None = None, *, device: torch.device | None = None
+) -> SparsePrefillMethod:
     """Compose the method described by a `conf/method/*.yaml` node, or a plain dict of the same
-    shape (`src.api.method_config(name)` makes one); config errors surface here."""
+    shape (`src.api.method_config(name)` makes one); config errors surface here.
+
+    device: where the model will run, when known; an explicit "triton" backend Triton cannot run
+    there is refused now, naming its key, rather than at the first prefill.
+    """
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(dict(cfg))
     missing = [key for key in METHOD_KEYS if key not in cfg]
@@ -90,6 +106,8 @@ def build_method(cfg: Mapping[str, Any], stats: StatsRecorder | None = None) -> 
             "(src.api.method_config(name, **overrides) composes a complete one)"
         )
     check_choice("method.backend", cfg.backend, ATTENTION_BACKENDS)
+    if device is not None:
+        check_triton_device(configured_backends(cfg), device)
     check_int("method.min_seq_len", cfg.min_seq_len, minimum=0)
     permuter_cfg = dict(cfg.permuter)
     selector_cfg = dict(cfg.selector)

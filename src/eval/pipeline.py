@@ -20,11 +20,11 @@ from src.data.hub import resolved_source
 from src.eval.generate import check_prompt_lengths, generate_all, prefill, prompt_ids
 from src.eval.loggers import LOGGERS
 from src.eval.loop_config import LoopConfig
-from src.eval.results import SampleLog, comparison_record, rows_frame, write_jsonl, write_summary
+from src.eval.results import SampleLog, comparison_record, rows_frame, saved_rows, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
 from src.attention.stats import StatsRecorder
 from src.metrics import get_metric
-from src.models.loader import LoadedModel, load_model
+from src.models.loader import LoadedModel, load_model, resolve_device
 from src.attention.stats import DENSITY_DEFINITION
 from src.provenance import contributing_commits, git_commit, measured_on
 from src.registry import ConfigError
@@ -68,22 +68,58 @@ class JobParts(NamedTuple):
     samples: list[Sample]
 
 
+def check_sample_length(cfg: DictConfig) -> None:
+    """A dataset whose `length` counts every token of a sample (RULER's prompt and answer) must fit
+    the model's context: refused from the config, before the model loads or a sample is built.
+    (Every prompt is also checked once tokenized, before the first forward pass: generate_all.)"""
+    length, context = cfg.dataset.get("length"), cfg.model.max_length
+    if isinstance(length, int) and isinstance(context, int) and length > context:
+        raise ConfigError(
+            f"dataset.length {length} is over model.max_length {context}; lower dataset.length "
+            "or extend the model's context (RoPE scaling)"
+        )
+
+
 def set_up_job(cfg: DictConfig) -> JobParts:
     """The configured job's parts; every config error is raised before the model loads."""
     loop = LoopConfig.from_config(OmegaConf.to_container(cfg.eval, resolve=True))
     stats = StatsRecorder(timing=bool(cfg.timing))
-    method = build_method(cfg.method, stats)
+    method = build_method(cfg.method, stats, device=resolve_device(cfg.model.device))
     dataset = configured_dataset(cfg)
+    check_sample_length(cfg)
     loaded = load_model(cfg.model)
     install_method(loaded.model, method)
     return JobParts(loop, stats, method, dataset, loaded, load_samples(cfg, dataset, loaded))
 
 
-def run_experiment(cfg: DictConfig) -> pd.DataFrame:
-    """Run (or resume) the configured job and return its summary table."""
-    started, commit = time.perf_counter(), git_commit()
-    loop, stats, method, dataset, loaded, samples = set_up_job(cfg)
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with what it had saved: the one line `python -m src.run` prints."""
 
+    def __init__(self, run_dir: Path, saved: int, total: int | None) -> None:
+        of = "" if total is None else f" of {total}"
+        super().__init__(f"interrupted: {saved}{of} samples saved in {run_dir}; rerun the same command to resume")
+
+
+def run_experiment(cfg: DictConfig) -> pd.DataFrame:
+    """Run (or resume) the configured job and return its summary table; Ctrl-C is a
+    RunInterrupted saying how many samples are saved (each finished sample is, as it finishes)."""
+    run_dir = Path(cfg.run_dir)
+    started, commit = time.perf_counter(), git_commit()
+    parts = None
+    try:
+        parts = set_up_job(cfg)
+        return run_job(cfg, parts, started=started, commit=commit)
+    except KeyboardInterrupt:
+        saved = {row["id"] for row in saved_rows(run_dir)}
+        if parts is not None:
+            saved &= {sample.id for sample in parts.samples}
+        raise RunInterrupted(run_dir, len(saved), None if parts is None else len(parts.samples)) from None
+
+
+def run_job(cfg: DictConfig, parts: JobParts, *, started: float, commit: str) -> pd.DataFrame:
+    """Generate, score and save the samples not done yet, then write the summary table; rows carry
+    `commit`, run.json the wall time since `started` (perf_counter, before the job's set-up)."""
+    loop, stats, method, dataset, loaded, samples = parts
     run_dir = Path(cfg.run_dir)
     shard = Shard.from_env(int(cfg.model.tp_size))
     sample_log = SampleLog(shard.log_path(run_dir))

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,19 +18,60 @@ from typing import Any
 
 import pandas as pd
 
+log = logging.getLogger(__name__)
+TORN_WARNING = "%s: dropped a torn last line (a write cut short by a kill); its sample is recomputed"
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a malformed line raises ValueError naming the file and line."""
+
+def read_jsonl(path: Path, *, torn_tail_ok: bool = False) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a malformed line raises ValueError naming the file and line.
+
+    torn_tail_ok: a last line that is neither terminated nor valid JSON (a write cut short by a
+    kill) is dropped with a warning instead, so its sample is recomputed.
+    """
     rows = []
-    with path.open() as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
+    lines = path.read_text().split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if torn_tail_ok and number == len(lines):  # the text after the last newline
+                log.warning(TORN_WARNING, path)
                 continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
     return rows
+
+
+def drop_torn_tail(path: Path) -> None:
+    """End `path` at its last complete row: cut an unterminated last line that is not valid JSON
+    (see read_jsonl), terminate one that is, so the next append starts on a line of its own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    tail_start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[tail_start:])
+    except ValueError:
+        log.warning(TORN_WARNING, path)
+        with path.open("r+b") as f:
+            f.truncate(tail_start)
+    else:
+        append_bytes(path, b"\n")
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append `data` with one write system call on an O_APPEND descriptor (repeated only if the
+    kernel writes part of it), so a kill between rows never leaves half a row."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -42,24 +85,31 @@ class SampleLog:
     """The append-only per-sample JSONL of one shard of a run.
 
     Rows in any samples*.jsonl of the run directory count as done, so a rerun (with the same or
-    another number of processes) skips them.
+    another number of processes) skips them. A torn last line (a kill during a write) is dropped
+    when read, and cut from this shard's own file before its next append.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        drop_torn_tail(path)
 
     def all_rows(self) -> list[dict[str, Any]]:
         """Rows of every shard file in the run directory, the merged file first."""
-        files = sorted(self.path.parent.glob("samples*.jsonl"), key=lambda p: p.name != "samples.jsonl")
-        return [row for file in files for row in read_jsonl(file)]
+        return saved_rows(self.path.parent)
 
     def done_ids(self) -> set[str]:
         return {row["id"] for row in self.all_rows()}
 
     def append(self, row: dict[str, Any]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        """Add one row: one write of the whole line (see append_bytes)."""
+        append_bytes(self.path, (json.dumps(row, ensure_ascii=False) + "\n").encode())
+
+
+def saved_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of every samples*.jsonl in `run_dir` (none when it does not exist), the merged file first."""
+    files = sorted(run_dir.glob("samples*.jsonl"), key=lambda p: p.name != "samples.jsonl")
+    return [row for file in files for row in read_jsonl(file, torn_tail_ok=True)]
 
 
 def comparison_record(config: Mapping[str, Any], rows: list[dict[str, Any]], source: str) -> dict[str, Any]:

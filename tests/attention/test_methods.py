@@ -38,7 +38,7 @@ def test_key_order_keeps_permutation_and_segment_size_together() -> None:
 
 
 def test_build_time_checks_name_the_bad_value() -> None:
-    with pytest.raises(ConfigError, match="^unknown method.backend 'cuda'; allowed: triton, flex, torch$"):
+    with pytest.raises(ConfigError, match="^unknown method.backend 'cuda'; allowed: auto, triton, flex, torch$"):
         build_method(method_config("pbs", backend="cuda"))
     with pytest.raises(ConfigError, match="^method.min_seq_len must be an int >= 0, got -1$"):
         build_method(method_config("pbs", min_seq_len=-1))

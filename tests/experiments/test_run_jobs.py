@@ -32,7 +32,7 @@ def test_two_jobs_at_once_record_the_concurrency_and_a_failure_fails_the_batch(t
     assert record["jobs"][0]["returncode"] == 0 and record["jobs"][1]["returncode"] != 0
     bad_log = Path(record["jobs"][1]["log"]).read_text()
     assert "eval.concurrent_jobs=2" in bad_log.splitlines()[0]
-    assert "Could not find 'method/nope'" in bad_log
+    assert "error: unknown method 'nope'; allowed: dense," in bad_log
 
 
 @pytest.mark.parametrize("line", ["method=pbs eval.concurrent_jobs=3", "-m method=pbs,dense", "method=pbs hydra.job.chdir=true"])

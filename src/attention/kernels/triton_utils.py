@@ -86,15 +86,17 @@ def append_kept(row, count, values, keep):
     return count + tl.sum(kept, 0)
 
 
-def unsupported_device(x: torch.Tensor) -> str | None:
-    """Why Triton cannot run on x's device, or None: it needs CUDA, or the interpreter switched on
-    (TRITON_INTERPRET=1) before triton is imported, and then not bf16, whose matmuls the
-    interpreter gets wrong (off by orders of magnitude, silently), so they are refused instead."""
-    if x.is_cuda:
+def unsupported_device(x: torch.Tensor | torch.device) -> str | None:
+    """Why Triton cannot run on x (a tensor, or a device when no tensor exists yet), or None: it
+    needs CUDA, or the interpreter switched on (TRITON_INTERPRET=1) before triton is imported, and
+    then not bf16, whose matmuls the interpreter gets wrong (off by orders of magnitude, silently),
+    so they are refused instead."""
+    device = x if isinstance(x, torch.device) else x.device
+    if device.type == "cuda":
         return None
     if os.environ.get("TRITON_INTERPRET") != "1":
-        return f"it needs CUDA tensors (got {x.device}) or TRITON_INTERPRET=1 set before import"
-    if x.dtype == torch.bfloat16:
+        return f"it needs CUDA tensors (got {device}) or TRITON_INTERPRET=1 set before import"
+    if isinstance(x, torch.Tensor) and x.dtype == torch.bfloat16:
         return "the Triton interpreter (TRITON_INTERPRET=1) computes bf16 matmuls wrongly; use float16 or float32 inputs there"
     return None
 

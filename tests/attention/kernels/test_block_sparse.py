@@ -311,12 +311,12 @@ def test_triton_layout_kernel_matches_torch_layout(length: int, block_size: int,
 
 
 BAD_INPUTS = [
-    ({"backend": "cuda"}, "unknown block-sparse attention backend 'cuda'; allowed: triton, flex, torch"),
+    ({"backend": "cuda"}, "unknown block-sparse attention backend 'cuda'; allowed: auto, triton, flex, torch"),
     ({"block_mask": torch.ones(1, 2, 3, 4, dtype=torch.bool)}, "block_mask must be bool"),
     ({"block_mask": torch.ones(1, 2, 4, 4)}, "block_mask must be bool"),
     ({"key_perm": torch.zeros(1, 3, 64, dtype=torch.long)}, "key_perm must be int"),
     ({"key_perm": torch.zeros(1, 2, 64)}, "key_perm must be int"),
-    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 (allowed: powers of two >= 16); use backend 'flex' or 'torch'"),
+    ({"block_size": 24, "block_mask": torch.ones(1, 2, 3, 3, dtype=torch.bool)}, "block_size 24 (allowed: powers of two >= 16); use backend 'auto' or 'flex' or 'torch'"),
     ({"block_size": 8, "block_mask": torch.ones(1, 2, 8, 8, dtype=torch.bool)}, "the triton block-sparse attention cannot run: block_size 8"),
     ({"segment_size": 40}, "segment_size 40 must be a positive multiple"),
     ({"q": torch.randn(1, 2, 64, 32), "k": torch.randn(1, 1, 64, 32), "v": torch.randn(1, 1, 64, 32)}, "head dim 32 (allowed: 64, 128)"),

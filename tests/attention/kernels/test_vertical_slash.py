@@ -128,7 +128,7 @@ def test_every_column_is_dense_attention_on_both_backends_and_flex_is_refused(se
     dense = DensePlan().attend(q, k, v, scale=0.125, backend="torch")
     torch.testing.assert_close(plan.attend(q, k, v, scale=0.125, backend="torch"), dense, atol=1e-5, rtol=1e-5)
     op = "vertical-slash" if semantics == "token_union" else "block-column"
-    with pytest.raises(ConfigError, match=f"unknown {op} attention backend 'flex'; allowed: triton, torch"):
+    with pytest.raises(ConfigError, match=f"unknown {op} attention backend 'flex'; allowed: auto, triton, torch"):
         plan.attend(q, k, v, scale=0.125, backend="flex")
     on_device = vertical_slash_plan(everything.to(DEVICE), no_slash.to(DEVICE), 77, semantics)
     got = on_device.attend(q.to(DEVICE), k.to(DEVICE), v.to(DEVICE), scale=0.125, backend="triton").cpu()
@@ -149,7 +149,7 @@ def test_density_counts_the_union_exactly():
 def test_kernel_rejects_bad_inputs():
     q, k, v = _qkv(1, 2, 1, 16, 64)
     vertical = torch.zeros(1, 2, 3, dtype=torch.long)
-    with pytest.raises(ValueError, match="unknown vertical-slash attention backend 'cuda'; allowed: triton, torch"):
+    with pytest.raises(ValueError, match="unknown vertical-slash attention backend 'cuda'; allowed: auto, triton, torch"):
         vertical_slash_attention(q, k, v, vertical, vertical, scale=0.1, backend="cuda")
     with pytest.raises(ValueError, match=r"slash_offsets must be int \[1, 2, N\]"):
         vertical_slash_attention(q, k, v, vertical, vertical.float(), scale=0.1, backend="torch")

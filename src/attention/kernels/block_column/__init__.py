@@ -100,7 +100,7 @@ def block_column_attention(
     index: BlockColumnIndex,
     *,
     scale: float | None = None,
-    backend: str = "triton",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Causal attention over each query block's key ranges and columns, [B, Hq, L, D] in q's dtype.
 

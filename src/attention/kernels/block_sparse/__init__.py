@@ -85,7 +85,7 @@ def block_sparse_attention(
     key_perm: torch.Tensor | None = None,
     segment_size: int | None = None,
     scale: float | None = None,
-    backend: str = "triton",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Causal attention restricted to selected (query block, permuted key block) pairs.
 
@@ -96,7 +96,7 @@ def block_sparse_attention(
     past floor(L / S) * S stays in place). Query i attends key j iff j <= i and the permuted
     block holding j is selected for i's query block; rows with no such key are zeros.
     Returns [B, Hq, L, D] in original query order, q's dtype; scale defaults to 1/sqrt(D).
-    backend: "triton", "flex" or "torch" (see the module docstring).
+    backend: "auto" (Triton on CUDA, otherwise see backends.FALLBACK), "triton", "flex" or "torch".
     """
     check_inputs(q, k, v, block_mask, block_size, key_perm, segment_size)
     backend = resolve_backend("block-sparse attention", backend, q, triton_unsupported(q, block_size))

@@ -49,14 +49,14 @@ def vertical_slash_attention(
     slash_offsets: torch.Tensor,
     *,
     scale: float | None = None,
-    backend: str = "triton",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Causal attention restricted to vertical columns and slash bands, [B, Hq, L, D].
 
     q: [B, Hq, L, D]; k, v: [B, Hkv, L, D] (Hq a multiple of Hkv). vertical_indices int
     [B, Hq, NV]: key positions every later query attends; slash_offsets int [B, Hq, NS]: offsets
     d such that query i attends key i - d. Entries outside [0, L) are padding; duplicates are
-    harmless. backend: "triton" (the kernel) or "torch" (the dense reference). scale defaults to
+    harmless. backend: "auto" (Triton on CUDA, torch elsewhere), "triton" (the kernel) or "torch" (the dense reference). scale defaults to
     1/sqrt(D).
     """
     check_inputs(q, k, v, vertical_indices, slash_offsets)
