@@ -4,6 +4,7 @@
 # Steps (each with its own time limit so a call ends inside the device's 600 s; every script
 # writes its JSON as it goes, into $OUT):
 #   tests         GPU-marked tests
+#   qwen_final    bench rows (SDPA, kernel d 1 / 0.2, Flex with/without permutation, PBS breakdown) and 128K TTFT, Qwen2.5-7B-1M shapes (needs .carry/tok)
 #   tests_faithful  GPU tests of the selectors and the PBS / MInference estimation kernels
 #   bench         attention benchmark: kernels vs SDPA, per-method permute/select/attention breakdown
 #   bench_estimate   method rows only (SDPA and the density-1 kernel for reference), eager and CUDA-graph times
@@ -93,6 +94,13 @@ for step in "$@"; do
       --random-tokens --methods dense pbs --lengths 32768 131072 262144 --runs 1 --warmup first --override $REALISTIC \
       --out "$OUT/ttft_llama8b_random_final.json" 2>&1 | grep -v "^{" | tail -12 ;;
   evidence) join_gguf && evidence_jobs 520 ;;
+  qwen_final)  # issue 16's rows and 128K TTFT for the Qwen2.5-7B-1M architecture (28 q heads over 4 KV heads)
+    timeout 150 python3 -m experiments.bench_attention --lengths 8192 32768 131072 --heads 28 --kv-heads 4 --densities 0.2 \
+      --methods pbs:head --budget-ms 250 --out "$OUT/bench_attention_qwen.json" > "$OUT/bench_attention_qwen.log" 2>&1
+    echo "bench rc $?"; grep -v "^\[" "$OUT/bench_attention_qwen.log" | tail -25
+    timeout 200 python3 -m experiments.bench_ttft --model qwen2.5-7b-1m_random --model-set load.tokenizer_path=.carry/tok \
+      --random-tokens --methods dense pbs --lengths 131072 --runs 1 --warmup first --override $REALISTIC \
+      --out "$OUT/ttft_qwen2.5-7b-1m_random_final.json" 2>&1 | grep -v "^{" | tail -8 ;;
   tests_faithful)  # the GPU tests of the selectors and estimation kernels the faithful-baselines change touched
     timeout 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/attention/select tests/attention/kernels/test_pbs_estimate.py tests/attention/kernels/test_antidiagonal.py \
       tests/attention/kernels/test_block_column.py > "$OUT/gpu_tests.log" 2>&1
