@@ -35,7 +35,7 @@ REFUSED = [
     # row 2: unknown keys, with and without +, in every group
     (["method=pbs", "+method.treshold=0.5"],
      "unknown key method.treshold; allowed: name, block_size, segment_size, threshold, force_sink, "
-     "gqa_permutation, backend, estimate_backend, min_seq_len, permuter, selector"),
+     "last_block_pooling, permutation_scoring, gqa_permutation, backend, estimate_backend, min_seq_len, permuter, selector"),
     (["method.treshold=0.5"], "Could not override 'method.treshold'. To append to your config use +method.treshold=0.5"),
     (["method=pbs", "+method.selector.treshold=0.5"], "unknown key method.selector.treshold; allowed: name, block_size, threshold"),
     (["method=pbs", "+method.permuter.seed=1"], "unknown key method.permuter.seed; allowed: name, segment_size"),

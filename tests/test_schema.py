@@ -28,7 +28,7 @@ def test_a_constructor_parameter_missing_from_the_yaml_is_allowed() -> None:
     +method.selector.stride is not a meanpool parameter."""
     cfg = compose_config({"method": "meanpooling", "method/permuter": "random"}, ["method.permuter.seed=3"])
     assert cfg.method.permuter.seed == 3
-    with pytest.raises(ConfigError, match=r"^unknown key method.selector.stride; allowed: name, block_size, threshold, force_sink, backend"):
+    with pytest.raises(ConfigError, match=r"^unknown key method.selector.stride; allowed: name, block_size, threshold, force_sink, score_diagonal, last_block_pooling, backend, force_diagonal$"):
         compose_config({"method": "pbs"}, ["+method.selector.stride=4"])
 
 

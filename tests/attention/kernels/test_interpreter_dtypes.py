@@ -22,7 +22,7 @@ def _inputs(dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
 
 def test_bf16_is_refused_by_the_interpreter() -> None:
     with pytest.raises(ValueError, match=r"the Triton interpreter \(TRITON_INTERPRET=1\) computes bf16 matmuls wrongly; "
-                                         r"use float16 or float32 inputs there; use backend 'flex' or 'torch'"):
+                                         r"use float16 or float32 inputs there; use backend 'auto' or 'flex' or 'torch'"):
         block_sparse_attention(*_inputs(torch.bfloat16), block_size=16, scale=0.125, backend="triton")
 
 
