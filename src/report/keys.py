@@ -10,9 +10,14 @@ can never replace an 11-task run's number.
 
 The method configuration is the run's resolved `method` config laid over today's
 `conf/method/<name>.yaml`: a key added to a method after a run was made counts at its current
-default (runs made before `estimate_backend` existed sit with those made after), while every
-value the run did record and that differs from today's default names the row, e.g.
-`PBS-Attn [threshold=0.8]`.
+default (runs made before `estimate_backend` existed sit with those made after), unless adding it
+changed the method's default behaviour: then a run that lacks it ran the earlier rule, and counts
+at the value that reproduces that rule (`EARLIER_RULES`, e.g. MeanPooling runs from before
+`score_diagonal` are `MeanPooling [last_block_pooling=mean,score_diagonal=False]`). Every value
+the run did record and that differs from today's default names the row, e.g.
+`PBS-Attn [threshold=0.8]`. The attention backends are implementations, not rules: a recorded
+`triton` or `torch` sits with today's default `auto`, which runs Triton on CUDA and the torch
+reference on a CPU (the device is part of the results root and of every table's provenance).
 """
 from __future__ import annotations
 
@@ -127,6 +132,18 @@ def method_defaults(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
+# Switches whose introduction changed a method's default (the faithful-baselines change): the
+# value that reproduces what a run made before the key existed computed.
+EARLIER_RULES: dict[str, dict[str, Any]] = {
+    "meanpooling": {"score_diagonal": False, "last_block_pooling": "mean"},
+    "pbs": {"last_block_pooling": "mean"},
+    "xattention": {"first_chunk": "uniform"},
+    "flexprefill": {"min_budget": 1024},
+}
+BACKEND_KEYS = ("backend", "estimate_backend")
+AUTO_PICKS = ("triton", "torch")  # what backend `auto` runs: Triton on CUDA, the torch reference on a CPU
+
+
 def _laid_over(defaults: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(defaults)
     for key, value in recorded.items():
@@ -143,24 +160,37 @@ class MethodConfig:
     params: dict[str, Any]
 
     @classmethod
-    def of(cls, recorded: Mapping[str, Any]) -> MethodConfig:
-        """From the `method` node of a run's resolved config."""
+    def of(cls, recorded: Mapping[str, Any], *, complete: bool = True) -> MethodConfig:
+        """From the `method` node of a run's resolved config (complete: a key it lacks did not exist
+        yet, see EARLIER_RULES), or from only the overrides of a config (complete=False: the rest
+        is today's defaults)."""
         name = str(recorded["name"])
-        return cls(name, _laid_over(method_defaults(name), recorded))
+        rules = EARLIER_RULES.get(name, {}) if complete else {}
+        earlier = {key: value for key, value in rules.items() if key not in recorded}
+        return cls(name, _laid_over({**method_defaults(name), **earlier}, recorded))
 
     @property
     def key(self) -> str:
         """The configuration as one comparable string: its name and top-level parameters (the
         nested permuter / selector nodes are fixed per method or follow from those)."""
-        return canonical({key: value for key, value in self.params.items() if not isinstance(value, Mapping)})
+        return canonical(self.top_level)
+
+    @property
+    def top_level(self) -> dict[str, Any]:
+        """The top-level parameters, a recorded `triton` / `torch` backend read as `auto` where
+        today's default is `auto` (see the module docstring)."""
+        defaults = method_defaults(self.name)
+        return {
+            key: "auto" if key in BACKEND_KEYS and defaults.get(key) == "auto" and value in AUTO_PICKS else value
+            for key, value in self.params.items() if not isinstance(value, Mapping)
+        }
 
     @property
     def changed(self) -> dict[str, Any]:
         """Top-level parameters whose value differs from today's default (all, for an unknown method)."""
         defaults = method_defaults(self.name)
         return {
-            key: value for key, value in self.params.items()
-            if key != "name" and not isinstance(value, Mapping) and (not defaults or defaults.get(key) != value)
+            key: value for key, value in self.top_level.items() if key != "name" and defaults.get(key) != value
         } if defaults else {}
 
     @property

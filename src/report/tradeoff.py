@@ -90,14 +90,17 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
 
 def bench_method(bench: Bench, method: str) -> MethodConfig:
     """The method configuration a TTFT benchmark ran `method` with: its config plus the
-    `--override METHOD:key=value` items that name it."""
+    `--override METHOD:key=value` items that name it. A benchmark records only those overrides,
+    so the rest counts at today's defaults: a TTFT file written before a rule change (EARLIER_RULES
+    in keys.py) would be read as the new rule; the SmolLM2 ones committed for the tradeoff figures
+    (results/bench/ttft_smollm2*_h200.json) were written after it."""
     recorded: dict[str, Any] = {"name": method}
     for item in bench.args.get("override") or []:
         target, _, assignment = str(item).partition(":")
         key, _, value = assignment.partition("=")
         if target == method and key:
             recorded = {**recorded, **_nested(key.lstrip("+"), yaml.safe_load(value))}
-    return MethodConfig.of(recorded)
+    return MethodConfig.of(recorded, complete=False)
 
 
 def ttft_speed(run: Run, benches: Iterable[Bench]) -> Speed | None:

@@ -8,10 +8,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from src.report.keys import method_defaults
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SMOL = "smollm2-135m-instruct"
 DEVICE = "cpu (x86_64, 2 threads)"
 TASKS = ("niah_single_1", "vt")
+
+
+def recorded_defaults(method: str) -> dict[str, Any]:
+    """Today's `conf/method/<method>.yaml` as a run records it (its resolved config has no defaults list)."""
+    return {key: value for key, value in method_defaults(method).items() if key != "defaults"}
 
 
 def causal_blocks(tokens: int, block: int) -> int:
@@ -53,7 +60,7 @@ def write_run(
         "commit": commit or f"c0ffee{seed:02d}deadbeef", "samples": len(rows),
         "mean_density": sum(r["method_stats"]["density"] for r in rows) / len(rows), "mean_prefill_s": prefill_s,
         "config": {"dataset": {"name": benchmark, "label": label, **sized, "seed": 42, **(dataset_cfg or {})},
-                   "method": {"name": method, **({} if method == "dense" else {"block_size": 128, "threshold": 0.9}), **(method_cfg or {})},
+                   "method": {**recorded_defaults(method), "name": method, **({} if method == "dense" else {"block_size": 128, "threshold": 0.9}), **(method_cfg or {})},
                    **(config or {})},
         **({"comparison": recorded} if recorded is not None else {}),
     }
