@@ -132,13 +132,14 @@ def method_defaults(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
-# Switches whose introduction changed a method's default (the faithful-baselines change): the
+# Switches whose introduction changed a method's default (the faithful-baselines change, issue 12): the
 # value that reproduces what a run made before the key existed computed.
 EARLIER_RULES: dict[str, dict[str, Any]] = {
     "meanpooling": {"score_diagonal": False, "last_block_pooling": "mean"},
     "pbs": {"last_block_pooling": "mean"},
     "xattention": {"first_chunk": "uniform"},
     "flexprefill": {"min_budget": 1024},
+    "minference": {"kernel_semantics": "token_union"},
 }
 BACKEND_KEYS = ("backend", "estimate_backend")
 AUTO_PICKS = ("triton", "torch")  # what backend `auto` runs: Triton on CUDA, the torch reference on a CPU
