@@ -22,10 +22,9 @@ from src.eval.loggers import LOGGERS
 from src.eval.loop_config import LoopConfig
 from src.eval.results import SampleLog, comparison_record, rows_frame, saved_rows, write_jsonl, write_summary
 from src.eval.sharding import Shard, merge_rows
-from src.attention.stats import StatsRecorder
+from src.attention.stats import DENSITY_DEFINITION, StatsRecorder
 from src.metrics import get_metric
 from src.models.loader import LoadedModel, load_model, resolve_device
-from src.attention.stats import DENSITY_DEFINITION
 from src.provenance import contributing_commits, git_commit, measured_on
 from src.registry import ConfigError
 
